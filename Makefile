@@ -1,0 +1,55 @@
+# BetJee: every entry point a user needs. `make run` and `make test` install what is missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY := .venv/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
+# The database: DATABASE_URL when set, else the embedded cluster inside the checkout.
+DBURL = $(or $(DATABASE_URL),$(shell scripts/cluster.sh url))
+
+.PHONY: help deps db dburl psql stop migrate rollback seed run test lint bench
+
+help:
+	@echo "make run | test | db | dburl | psql | stop | migrate | rollback | lint | bench"
+
+deps:
+	@scripts/deps.sh
+
+# start the embedded cluster (unless DATABASE_URL is set) and migrate
+db: deps
+	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
+	@$(PY) scripts/db.py up "$(DBURL)"
+
+dburl:
+	@echo "$(DBURL)"
+
+psql: db
+	@psql "$(DBURL)"
+
+stop:
+	@scripts/cluster.sh stop
+
+migrate: db
+
+rollback: deps
+	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
+	@$(PY) scripts/db.py down "$(DBURL)"
+
+seed: db
+	@$(PY) scripts/db.py up "$(DBURL)" --seed
+
+run: seed
+	@BETJEE_DATABASE_URL="$(DBURL)" exec .venv/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
+	  --workers $(WORKERS) --no-access-log --timeout-graceful-shutdown 5
+
+test: deps
+	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
+	@BETJEE_ADMIN_URL="$(DBURL)" scripts/test.sh
+
+lint: db
+	@BETJEE_ADMIN_URL="$(DBURL)" scripts/lint.sh
+
+bench: deps
+	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
+	@BETJEE_ADMIN_URL="$(DBURL)" scripts/bench.sh

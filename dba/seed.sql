@@ -1,0 +1,2 @@
+-- demo markets (filled in by the exchange core)
+select 1;

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The embedded PostgreSQL cluster kept inside the checkout: .pgdata (data, log) and .pgsock
+# (its Unix socket), port $PGPORT_BETJEE (54329). As root the server runs as the unprivileged
+# system user `postgres`. Ignored entirely when DATABASE_URL is set.
+#   cluster.sh start | stop | status | url [dbname]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+data="$root/.pgdata"
+sock="$root/.pgsock"
+port="${PGPORT_BETJEE:-54329}"
+dbname="${BETJEE_DB:-betjee}"
+bin=$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || true)
+
+as_owner() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# As root, the data and socket folders belong to `postgres`, which must be able to reach
+# them: grant it traverse-only access to each ancestor folder that denies it.
+grant_traverse() {
+  local d="$root"
+  while [ "$d" != "/" ]; do
+    if ! runuser -u postgres -- test -x "$d" 2>/dev/null; then
+      setfacl -m u:postgres:x "$d" 2>/dev/null || chmod o+x "$d"
+    fi
+    d=$(dirname "$d")
+  done
+}
+
+url() {
+  local db="${1:-$dbname}"
+  echo "postgresql:///$db?host=$sock&port=$port&user=postgres"
+}
+
+running() { [ -n "$bin" ] && as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; }
+
+start() {
+  [ -n "$bin" ] || { echo "PostgreSQL 15 is not installed (run scripts/deps.sh)" >&2; exit 1; }
+  if [ "$(id -u)" -eq 0 ]; then grant_traverse; fi
+  mkdir -p "$sock"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    mkdir -p "$data"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres: "$data" "$sock"; fi
+    chmod 700 "$data"
+    as_owner "$bin/initdb" -D "$data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    cat >> "$data/postgresql.conf" <<CONF
+# betjee embedded cluster
+listen_addresses = ''
+port = $port
+unix_socket_directories = '$sock'
+max_connections = 300
+shared_buffers = 256MB
+fsync = on
+log_min_messages = warning
+CONF
+  fi
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$sock"; fi
+  if ! running; then
+    as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null
+  fi
+  psql "$(url postgres)" -qAtc "select 1 from pg_database where datname = '$dbname'" | grep -q 1 \
+    || psql "$(url postgres)" -qc "create database \"$dbname\"" >/dev/null
+}
+
+stop() {
+  if running; then as_owner "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null; echo "stopped"; fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) running && echo "running on $sock port $port" || echo "stopped" ;;
+  url) url "${2:-}" ;;
+  *) echo "usage: $0 start|stop|status|url [dbname]" >&2; exit 2 ;;
+esac
