@@ -7,6 +7,8 @@ PORT ?= 8000
 WORKERS ?= 1
 # The database: DATABASE_URL when set, else the embedded cluster inside the checkout.
 DBURL = $(or $(DATABASE_URL),$(shell scripts/cluster.sh url))
+# The token signing secret, shared by the database and the HTTP layer.
+export BETJEE_JWT_SECRET := $(shell scripts/secret.sh)
 
 .PHONY: help deps db dburl psql stop migrate rollback seed run test lint bench
 

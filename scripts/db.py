@@ -13,6 +13,7 @@ migration is pending, so the repeatable files are applied here after every `up` 
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -48,6 +49,9 @@ def apply_repeatable(url: str) -> None:
                 conn.execute(path.read_text())
             except psycopg.Error as exc:
                 raise SystemExit(f"{path.relative_to(ROOT)}: {exc}") from exc
+        secret = os.environ.get("BETJEE_JWT_SECRET")
+        if secret:
+            conn.execute("select bj.set_jwt_secret(%s)", [secret])
         conn.execute("notify betjee_schema")
 
 

@@ -1,0 +1,1 @@
+select market_id, user_id, amount from bj.void_shortfalls where false;

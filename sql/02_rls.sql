@@ -1,0 +1,50 @@
+-- Row-level security and table privileges. RLS is enabled and forced on every table (in the
+-- migrations), so the owner's own functions pass through a policy too. Client roles write no
+-- table; they read public market data and only their own rows. Policies read as sentences.
+
+-- The trader id of the verified request claims (set by the HTTP layer), or null.
+create or replace function auth.uid() returns bigint
+language sql stable set search_path = ''
+return nullif(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', '')::bigint;
+grant execute on function auth.uid() to anon, authenticated;
+
+
+do $$
+declare
+  t text;
+begin
+  for t in select c.relname from pg_class c
+            where c.relnamespace = 'bj'::regnamespace and c.relkind = 'r' loop
+    execute format('drop policy if exists "the exchange''s functions manage %s" on bj.%I', t, t);
+    execute format('create policy "the exchange''s functions manage %s" on bj.%I
+                      as permissive for all to betjee_owner using (true) with check (true)', t, t);
+    execute format('revoke all on bj.%I from public, anon, authenticated, authenticator, analyst, service_role', t);
+  end loop;
+end $$;
+
+grant usage on schema bj to anon, authenticated;
+
+grant select on bj.markets to anon, authenticated;
+drop policy if exists "markets are public" on bj.markets;
+create policy "markets are public" on bj.markets for select to anon, authenticated using (true);
+
+grant select (id, username, created_at) on bj.users to anon, authenticated;
+drop policy if exists "trader profiles are public" on bj.users;
+create policy "trader profiles are public" on bj.users for select to anon, authenticated using (true);
+
+grant select on bj.positions, bj.orders, bj.trades, bj.ledger, bj.collateral to authenticated;
+drop policy if exists "traders read their own positions" on bj.positions;
+create policy "traders read their own positions" on bj.positions for select to authenticated
+  using (user_id = auth.uid());
+drop policy if exists "traders read their own orders" on bj.orders;
+create policy "traders read their own orders" on bj.orders for select to authenticated
+  using (user_id = auth.uid());
+drop policy if exists "traders read their own trades" on bj.trades;
+create policy "traders read their own trades" on bj.trades for select to authenticated
+  using (user_id = auth.uid());
+drop policy if exists "traders read their own ledger postings" on bj.ledger;
+create policy "traders read their own ledger postings" on bj.ledger for select to authenticated
+  using (user_id = auth.uid());
+drop policy if exists "traders read their own collateral" on bj.collateral;
+create policy "traders read their own collateral" on bj.collateral for select to authenticated
+  using (user_id = auth.uid());

@@ -1,0 +1,56 @@
+-- Exchange-wide settings: documented defaults, read by the functions they govern, changed by
+-- a DBA with admin.configure(key, value).
+
+insert into bj.settings (key, value, description) values
+  ('signup_bonus',        '1000',   'coins credited from the house to every new account'),
+  ('trade_cooldown_ms',   '100',    'minimum time between two trades of one trader (0: none)'),
+  ('signup_ip_window_s',  '15',     'window of the per-address signup limit, in seconds'),
+  ('signup_ip_max',       '3',      'accounts one address may open within the window'),
+  ('default_fee_rate',    '0.0167', 'fee rate of a market created without one'),
+  ('token_ttl_s',         '86400',  'lifetime of a login token, in seconds'),
+  ('max_cascade',         '20',     'conditional orders one trade may fire, all levels together'),
+  ('min_password_length', '8',      'shortest password signup accepts'),
+  ('bcrypt_cost',         '10',     'work factor of new password hashes (4 to 15)')
+on conflict (key) do update set description = excluded.description;
+
+-- A setting's value (text); every key read here exists, so a typo fails loudly.
+create or replace function bj.setting(p_key text) returns text
+language plpgsql stable set search_path = '' as $$
+declare
+  v_value text;
+begin
+  select s.value into v_value from bj.settings s where s.key = p_key;
+  if not found then
+    perform bj.raise('BJ027', p_key);
+  end if;
+  return v_value;
+end $$;
+
+-- Change a setting. Every setting is a non-negative number; fee rates stay below 0.5.
+create or replace function admin.configure(key text, value text) returns jsonb
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_number numeric;
+begin
+  if not exists (select 1 from bj.settings s where s.key = configure.key) then
+    perform bj.raise('BJ027', configure.key);
+  end if;
+  begin
+    v_number := configure.value::numeric;
+  exception when others then
+    perform bj.raise('BJ021', format('%s must be a number', configure.key));
+  end;
+  if v_number < 0 or (configure.key = 'default_fee_rate' and v_number >= 0.5) then
+    perform bj.raise('BJ021', format('%s is out of range', configure.key));
+  end if;
+  update bj.settings s set value = configure.value where s.key = configure.key;
+  return jsonb_build_object('key', configure.key, 'value', configure.value);
+end $$;
+grant execute on function admin.configure(text, text) to service_role;
+
+create or replace function admin.settings() returns table (key text, value text, description text)
+language sql stable security definer set search_path = ''
+begin atomic
+  select s.key, s.value, s.description from bj.settings s order by s.key;
+end;
+grant execute on function admin.settings() to service_role;

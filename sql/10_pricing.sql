@@ -1,0 +1,202 @@
+-- Pricing: pure functions, no table access. The market makers' curves and the one function
+-- (bj.price_trade) that turns a request into exact amounts, used alike by api.quote and
+-- api.trade. Working precision is 30 digits; money is rounded only at the end, costs up and
+-- proceeds down, so rounding always favours the house.
+
+-- exp(x) at working precision; below e^-70 the value is under the working precision anyway.
+create or replace function bj.wexp(p_x numeric) returns numeric
+language sql immutable strict parallel safe
+return case when p_x < -70 then 0 else round(exp(round(p_x, 30)), 30) end;
+
+-- Money at 6 places, rounded up (what a trader pays) or down (what a trader receives).
+create or replace function bj.ceil6(p_x numeric) returns numeric
+language sql immutable strict parallel safe
+return ceil(p_x * 1000000) / 1000000;
+
+create or replace function bj.floor6(p_x numeric) returns numeric
+language sql immutable strict parallel safe
+return floor(p_x * 1000000) / 1000000;
+
+---------------------------------------------------------------------------------------------
+-- LMSR: C(q) = b·ln Σ exp(q_i/b), by log-sum-exp; prices are the softmax of q/b.
+
+create or replace function bj.lmsr_cost(p_q numeric[], p_b numeric) returns numeric
+language plpgsql immutable strict parallel safe set search_path = '' as $$
+declare
+  v_m numeric := (select max(v) from unnest(p_q) v) / p_b;
+  v_sum numeric := 0;
+  v_qi numeric;
+begin
+  foreach v_qi in array p_q loop
+    v_sum := v_sum + bj.wexp(v_qi / p_b - v_m);
+  end loop;
+  return round(p_b * (v_m + ln(v_sum)), 30);
+end $$;
+
+create or replace function bj.lmsr_prices(p_q numeric[], p_b numeric) returns numeric[]
+language plpgsql immutable strict parallel safe set search_path = '' as $$
+declare
+  v_m numeric := (select max(v) from unnest(p_q) v) / p_b;
+  v_e numeric[] := '{}';
+  v_sum numeric := 0;
+  v_qi numeric;
+begin
+  foreach v_qi in array p_q loop
+    v_e := v_e || bj.wexp(v_qi / p_b - v_m);
+  end loop;
+  select sum(e) into v_sum from unnest(v_e) e;
+  return array(select round(e / v_sum, 30) from unnest(v_e) e);
+end $$;
+
+-- Shares of outcome j that an amount A buys, exactly: b·ln(e^(A/b)·S − R) − q_j with
+-- S = Σ e^(q_i/b) and R = S − e^(q_j/b), written so that nothing overflows.
+create or replace function bj.lmsr_shares_for(p_q numeric[], p_b numeric, p_j int, p_amount numeric)
+returns numeric
+language plpgsql immutable strict parallel safe set search_path = '' as $$
+declare
+  v_m numeric := (select max(v) from unnest(p_q) v) / p_b;
+  v_s numeric := 0;
+  v_ej numeric := bj.wexp(p_q[p_j] / p_b - v_m);
+  v_a numeric := p_amount / p_b;
+  v_qi numeric;
+begin
+  foreach v_qi in array p_q loop
+    v_s := v_s + bj.wexp(v_qi / p_b - v_m);
+  end loop;
+  return round(p_b * (v_m + v_a + ln(v_s - (v_s - v_ej) * bj.wexp(-v_a))) - p_q[p_j], 30);
+end $$;
+
+---------------------------------------------------------------------------------------------
+-- The v1 sigmoid bonding curve: each outcome's price rises with its own shares,
+-- p(x) = floor + (cap − floor) / (1 + e^(−(x − midpoint)/b)), floor 0.01, cap 0.99,
+-- midpoint 0; a trade executes at the average of its start and end price.
+
+create or replace function bj.sigmoid_price(p_x numeric, p_b numeric) returns numeric
+language sql immutable strict parallel safe
+return round(0.01 + 0.98 / (1 + bj.wexp(-p_x / p_b)), 30);
+
+---------------------------------------------------------------------------------------------
+-- The curve of a market, whatever its model.
+
+-- Current prices, at working precision.
+create or replace function bj.curve_prices(p_pricing text, p_q numeric[], p_b numeric)
+returns numeric[]
+language sql immutable strict parallel safe
+return case p_pricing
+  when 'lmsr' then bj.lmsr_prices(p_q, p_b)
+  else array(select bj.sigmoid_price(x, p_b) from unnest(p_q) x) end;
+
+-- What moving outcome j by p_delta shares costs the trader (negative: what it pays out).
+create or replace function bj.curve_cost(p_pricing text, p_q numeric[], p_b numeric, p_j int,
+                                         p_delta numeric)
+returns numeric
+language plpgsql immutable strict parallel safe set search_path = '' as $$
+declare
+  v_after numeric[] := p_q;
+begin
+  v_after[p_j] := p_q[p_j] + p_delta;
+  if p_pricing = 'lmsr' then
+    return bj.lmsr_cost(v_after, p_b) - bj.lmsr_cost(p_q, p_b);
+  end if;
+  return round(p_delta * (bj.sigmoid_price(p_q[p_j], p_b)
+                          + bj.sigmoid_price(v_after[p_j], p_b)) / 2, 30);
+end $$;
+
+-- Shares of outcome j that an amount buys (before the 6-place rounding).
+create or replace function bj.curve_shares_for(p_pricing text, p_q numeric[], p_b numeric,
+                                               p_j int, p_amount numeric)
+returns numeric
+language plpgsql immutable strict parallel safe set search_path = '' as $$
+declare
+  v_lo numeric := 0;
+  v_hi numeric := p_amount / 0.01;
+  v_mid numeric;
+begin
+  if p_pricing = 'lmsr' then
+    return bj.lmsr_shares_for(p_q, p_b, p_j, p_amount);
+  end if;
+  -- the sigmoid's cost is increasing in the shares: bisect to a millionth of a share
+  while v_hi - v_lo > 0.0000001 loop
+    v_mid := (v_lo + v_hi) / 2;
+    if bj.curve_cost(p_pricing, p_q, p_b, p_j, v_mid) <= p_amount then
+      v_lo := v_mid;
+    else
+      v_hi := v_mid;
+    end if;
+  end loop;
+  return v_lo;
+end $$;
+
+-- Prices as clients see them: 9 places, strictly between 0 and 1.
+create or replace function bj.display_prices(p_prices numeric[]) returns numeric(12, 9)[]
+language sql immutable strict parallel safe
+return array(select least(greatest(round(p, 9), 0.000000001), 0.999999999) from unnest(p_prices) p);
+
+---------------------------------------------------------------------------------------------
+-- The exact terms of a trade on a market in its current state: the single computation behind
+-- both api.quote and api.trade. Buying s shares costs amount = ceil(C(q + s) − C(q)) plus
+-- fee = ceil(amount · fee_rate); selling returns amount = floor(C(q) − C(q − s)) less the fee.
+-- A spend budget (buys only) buys the most shares whose total stays within it.
+create or replace function bj.price_trade(
+  p_pricing text, p_q numeric[], p_b numeric, p_fee_rate numeric, p_j int, p_side text,
+  p_shares numeric, p_spend numeric,
+  out shares numeric, out amount numeric, out fee numeric, out total numeric,
+  out q_after numeric[], out prices_before numeric[], out prices_after numeric[])
+language plpgsql immutable parallel safe set search_path = '' as $$
+declare
+  v_sign int := case p_side when 'buy' then 1 else -1 end;
+begin
+  if p_side is null or p_side not in ('buy', 'sell') then
+    perform bj.raise('BJ021', 'side must be buy or sell');
+  end if;
+  if (p_shares is null) = (p_spend is null) then
+    perform bj.raise('BJ020', 'give exactly one of shares and spend');
+  end if;
+  if p_shares is not null and (p_shares <= 0 or p_shares > 1000000000 or p_shares <> round(p_shares, 6)) then
+    perform bj.raise('BJ020', 'shares must be positive, at most 1e9, with at most 6 decimals');
+  end if;
+  if p_spend is not null and (p_spend <= 0 or p_spend > 1000000000 or p_spend <> round(p_spend, 6)) then
+    perform bj.raise('BJ020', 'spend must be positive, at most 1e9, with at most 6 decimals');
+  end if;
+  if p_spend is not null and p_side <> 'buy' then
+    perform bj.raise('BJ020', 'spend is a budget for buys; sell by shares');
+  end if;
+
+  if p_spend is not null then
+    shares := bj.floor6(bj.curve_shares_for(p_pricing, p_q, p_b, p_j, p_spend / (1 + p_fee_rate)));
+    -- the closed form lands within a millionth or two: settle on the largest that fits
+    loop
+      exit when shares <= 0;
+      amount := bj.ceil6(bj.curve_cost(p_pricing, p_q, p_b, p_j, shares));
+      exit when amount + bj.ceil6(amount * p_fee_rate) <= p_spend;
+      shares := shares - 0.000001;
+    end loop;
+    loop
+      amount := bj.ceil6(bj.curve_cost(p_pricing, p_q, p_b, p_j, shares + 0.000001));
+      exit when amount + bj.ceil6(amount * p_fee_rate) > p_spend;
+      shares := shares + 0.000001;
+    end loop;
+    if shares <= 0 then
+      perform bj.raise('BJ020', 'the budget buys no share');
+    end if;
+  else
+    shares := p_shares;
+  end if;
+
+  if p_side = 'buy' then
+    amount := bj.ceil6(bj.curve_cost(p_pricing, p_q, p_b, p_j, shares));
+    fee := bj.ceil6(amount * p_fee_rate);
+    total := amount + fee;
+  else
+    amount := bj.floor6(-bj.curve_cost(p_pricing, p_q, p_b, p_j, -shares));
+    fee := bj.ceil6(amount * p_fee_rate);
+    total := amount - fee;
+    if total <= 0 then
+      perform bj.raise('BJ020', 'the sale is too small to return anything');
+    end if;
+  end if;
+  q_after := p_q;
+  q_after[p_j] := p_q[p_j] + v_sign * shares;
+  prices_before := bj.curve_prices(p_pricing, p_q, p_b);
+  prices_after := bj.curve_prices(p_pricing, q_after, p_b);
+end $$;

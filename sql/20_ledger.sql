@@ -1,0 +1,29 @@
+-- The ledger: every movement of money and shares, append-only and double-entry. Each row
+-- moves `amount` of `asset` from account `credit` to account `debit`.
+-- Coin accounts: house (issues bonuses and subsidies), fees, burn, cash:U, coll:U:M, pool:M.
+-- Share accounts (asset share:M:O): maker:M:O (the market maker, holds −q), pos:U:M:O.
+-- Invariant kept here: every row balances, so every asset sums to zero over all accounts.
+
+-- Post one movement; a zero amount posts nothing, a negative one runs the other way.
+create or replace function bj.post(
+  p_journal bigint, p_kind text, p_asset text, p_credit text, p_debit text, p_amount numeric,
+  p_user bigint default null, p_market bigint default null, p_trade bigint default null)
+returns void
+language plpgsql set search_path = '' as $$
+begin
+  if p_amount > 0 then
+    insert into bj.ledger (journal, kind, asset, credit, debit, amount, user_id, market_id, trade_id)
+    values (p_journal, p_kind, p_asset, p_credit, p_debit, p_amount, p_user, p_market, p_trade);
+  elsif p_amount < 0 then
+    insert into bj.ledger (journal, kind, asset, credit, debit, amount, user_id, market_id, trade_id)
+    values (p_journal, p_kind, p_asset, p_debit, p_credit, -p_amount, p_user, p_market, p_trade);
+  end if;
+end $$;
+
+-- The balance of every account per asset, replayed from the ledger.
+create or replace view bj.ledger_balances as
+select asset, account, sum(amount) as balance
+  from (select asset, debit as account, amount from bj.ledger
+        union all
+        select asset, credit, -amount from bj.ledger) m
+ group by asset, account;

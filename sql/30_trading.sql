@@ -1,0 +1,275 @@
+-- Trading: one trade is one transaction that locks the market row first, then the trader's
+-- row, prices the trade with bj.price_trade, and posts it to the ledger.
+-- Invariants kept here: no balance below zero; every short's maximum payout locked as
+-- collateral; the market's pool covers the payout of whichever outcome wins.
+
+-- A market past its close_at reads as closed at once, with no worker needed.
+create or replace function bj.market_status(p_market bj.markets) returns text
+language sql stable set search_path = ''
+return case when p_market.status = 'open' and p_market.close_at <= clock_timestamp()
+            then 'closed' else p_market.status end;
+
+-- The market as clients see it.
+create or replace function bj.market_json(p_market bj.markets) returns jsonb
+language sql stable set search_path = ''
+begin atomic
+  select jsonb_build_object(
+    'code', p_market.code,
+    'title', p_market.title,
+    'status', bj.market_status(p_market),
+    'pricing', p_market.pricing,
+    'liquidity', p_market.liquidity,
+    'fee_rate', p_market.fee_rate,
+    'close_at', p_market.close_at,
+    'resolution', case p_market.status
+      when 'resolved' then jsonb_build_object('payouts',
+        (select jsonb_object_agg(o.name, o.w) from unnest(p_market.outcomes, p_market.payouts) o(name, w)),
+        'settled_at', p_market.settled_at)
+      when 'voided' then jsonb_build_object('void', true, 'settled_at', p_market.settled_at)
+      end,
+    'volume', p_market.volume,
+    'version', p_market.version,
+    'outcomes', (select jsonb_agg(jsonb_build_object('outcome', o.name, 'price', o.price,
+                                                     'shares', o.shares) order by o.i)
+                   from unnest(p_market.outcomes,
+                               bj.display_prices(bj.curve_prices(p_market.pricing, p_market.q, p_market.liquidity)),
+                               p_market.q) with ordinality o(name, price, shares, i)));
+end;
+
+-- Find a market by code, or fail with unknown_market.
+create or replace function bj.find_market(p_code text) returns bj.markets
+language plpgsql stable set search_path = '' as $$
+declare
+  v_market bj.markets;
+begin
+  select * into v_market from bj.markets m where m.code = p_code;
+  if not found then
+    perform bj.raise('BJ010', p_code);
+  end if;
+  return v_market;
+end $$;
+
+-- The index of an outcome by name, or fail with unknown_outcome.
+create or replace function bj.outcome_index(p_market bj.markets, p_outcome text) returns int
+language plpgsql stable set search_path = '' as $$
+declare
+  v_j int := array_position(p_market.outcomes, p_outcome);
+begin
+  if v_j is null then
+    perform bj.raise('BJ011', format('%s has outcomes %s', p_market.code, array_to_string(p_market.outcomes, ', ')));
+  end if;
+  return v_j;
+end $$;
+
+-- The terms of a trade in the market's current state, as a receipt-shaped quote.
+create or replace function bj.quote(p_market text, p_outcome text, p_side text, p_shares numeric,
+                                    p_spend numeric) returns jsonb
+language plpgsql stable set search_path = '' as $$
+declare
+  v_market bj.markets := bj.find_market(p_market);
+  v_j int := bj.outcome_index(v_market, p_outcome);
+  v_t record;
+begin
+  if bj.market_status(v_market) <> 'open' then
+    perform bj.raise('BJ002', format('%s is %s', v_market.code, bj.market_status(v_market)));
+  end if;
+  v_t := bj.price_trade(v_market.pricing, v_market.q, v_market.liquidity, v_market.fee_rate, v_j,
+                        p_side, p_shares, p_spend);
+  return jsonb_build_object(
+    'market', v_market.code, 'outcome', p_outcome, 'side', p_side,
+    'shares', v_t.shares::numeric(24, 6), 'amount', v_t.amount::numeric(24, 6),
+    'fee', v_t.fee::numeric(24, 6), 'total', v_t.total::numeric(24, 6),
+    'avg_price', round(v_t.total / v_t.shares, 9),
+    'price_before', (bj.display_prices(v_t.prices_before))[v_j],
+    'price_after', (bj.display_prices(v_t.prices_after))[v_j]);
+end $$;
+
+-- Execute one trade for a trader and return its receipt. p_root and p_order are set when a
+-- conditional order fires it; such a trade skips the trader's cooldown.
+create or replace function bj.execute_trade(
+  p_user bigint, p_market text, p_outcome text, p_side text, p_shares numeric, p_spend numeric,
+  p_max_total numeric default null, p_min_total numeric default null,
+  p_root bigint default null, p_order bigint default null)
+returns jsonb
+language plpgsql set search_path = '' as $$
+declare
+  v_market bj.markets;
+  v_user bj.users;
+  v_j int;
+  v_t record;
+  v_now timestamptz;
+  v_cooldown numeric;
+  v_position numeric;
+  v_new_position numeric;
+  v_required numeric;
+  v_locked numeric;
+  v_delta numeric;
+  v_cash numeric;
+  v_pool numeric;
+  v_trade_id bigint;
+  v_journal bigint := nextval('bj.journal_seq');
+  v_share_asset text;
+  v_prices numeric(12, 9)[];
+begin
+  if p_max_total is not null and p_side = 'sell' or p_min_total is not null and p_side = 'buy' then
+    perform bj.raise('BJ021', 'max_total bounds a buy, min_total a sell');
+  end if;
+
+  -- 1. the market row, locked first
+  select * into v_market from bj.markets m where m.code = p_market for update;
+  if not found then
+    perform bj.raise('BJ010', p_market);
+  end if;
+  v_j := bj.outcome_index(v_market, p_outcome);
+  v_t := bj.price_trade(v_market.pricing, v_market.q, v_market.liquidity, v_market.fee_rate, v_j,
+                        p_side, p_shares, p_spend);
+  if bj.market_status(v_market) <> 'open' then
+    perform bj.raise('BJ002', format('%s is %s', v_market.code, bj.market_status(v_market)));
+  end if;
+
+  -- 2. the trader's row
+  select * into v_user from bj.users u where u.id = p_user for update;
+  if not found or v_user.disabled_at is not null then
+    perform bj.raise('BJ026');
+  end if;
+  v_now := clock_timestamp();
+  if p_root is null then
+    v_cooldown := bj.setting('trade_cooldown_ms')::numeric;
+    if v_cooldown > 0 and v_user.last_trade_at > v_now - make_interval(secs => v_cooldown / 1000) then
+      perform bj.raise('BJ030', format('next trade allowed after %s', v_user.last_trade_at + make_interval(secs => v_cooldown / 1000)));
+    end if;
+  end if;
+
+  -- 3. slippage bounds
+  if p_side = 'buy' and v_t.total > p_max_total then
+    perform bj.raise('BJ003', format('total %s exceeds max_total %s', v_t.total::numeric(24, 6), p_max_total));
+  elsif p_side = 'sell' and v_t.total < p_min_total then
+    perform bj.raise('BJ003', format('total %s is below min_total %s', v_t.total::numeric(24, 6), p_min_total));
+  end if;
+
+  -- 4. the position, and the collateral its shorts need: the worst payout, max(0, −min_i pos_i)
+  select p.shares into v_position from bj.positions p
+   where p.user_id = p_user and p.market_id = v_market.id and p.outcome = v_j;
+  v_position := coalesce(v_position, 0);
+  v_new_position := v_position + case p_side when 'buy' then v_t.shares else -v_t.shares end;
+  if v_new_position < 0 and v_market.pricing <> 'lmsr' then
+    perform bj.raise('BJ005', format('you hold %s shares of %s', v_position, p_outcome));
+  end if;
+  select greatest(0, -min(s)) into v_required from (
+    select case when p.outcome = v_j then v_new_position else p.shares end as s
+      from bj.positions p where p.user_id = p_user and p.market_id = v_market.id
+    union all select v_new_position) x;
+  select coalesce(max(c.amount), 0) into v_locked from bj.collateral c
+   where c.user_id = p_user and c.market_id = v_market.id;
+  v_delta := v_required - v_locked;
+
+  v_cash := v_user.balance + case p_side when 'buy' then -v_t.total else v_t.total end - v_delta;
+  if v_cash < 0 then
+    perform bj.raise('BJ001', format('needs %s, available %s',
+      (case p_side when 'buy' then v_t.total else -v_t.total end + v_delta)::numeric(24, 6), v_user.balance));
+  end if;
+  v_pool := v_market.pool + case p_side when 'buy' then v_t.amount else -v_t.amount end;
+  if v_pool < (select max(x) from unnest(v_t.q_after) x) then
+    perform bj.raise('BJ006', 'the market''s pool would not cover its payout');
+  end if;
+
+  -- 5. write: trade, ledger, caches
+  v_prices := bj.display_prices(v_t.prices_after);
+  insert into bj.trades (market_id, user_id, outcome, side, shares, amount, fee, total,
+                         prices_after, root_trade_id, order_id)
+  values (v_market.id, p_user, v_j, p_side, v_t.shares, v_t.amount, v_t.fee, v_t.total,
+          v_prices, p_root, p_order)
+  returning id into v_trade_id;
+
+  v_share_asset := format('share:%s:%s', v_market.id, v_j);
+  insert into bj.ledger (journal, kind, asset, credit, debit, amount, user_id, market_id, trade_id)
+  select v_journal, l.kind, l.asset, l.credit, l.debit, l.amount, p_user, v_market.id, v_trade_id
+    from (values
+      ('trade', 'coin', format('cash:%s', p_user), format('pool:%s', v_market.id), v_t.amount, p_side = 'buy'),
+      ('fee', 'coin', format('cash:%s', p_user), 'fees', v_t.fee, p_side = 'buy'),
+      ('trade', v_share_asset, format('maker:%s:%s', v_market.id, v_j),
+                format('pos:%s:%s:%s', p_user, v_market.id, v_j), v_t.shares, p_side = 'buy'),
+      ('trade', 'coin', format('pool:%s', v_market.id), format('cash:%s', p_user), v_t.total, p_side = 'sell'),
+      ('fee', 'coin', format('pool:%s', v_market.id), 'fees', v_t.fee, p_side = 'sell'),
+      ('trade', v_share_asset, format('pos:%s:%s:%s', p_user, v_market.id, v_j),
+                format('maker:%s:%s', v_market.id, v_j), v_t.shares, p_side = 'sell'),
+      ('collateral', 'coin', format('cash:%s', p_user), format('coll:%s:%s', p_user, v_market.id), v_delta, v_delta > 0),
+      ('collateral', 'coin', format('coll:%s:%s', p_user, v_market.id), format('cash:%s', p_user), -v_delta, v_delta < 0)
+    ) l(kind, asset, credit, debit, amount, applies)
+   where l.applies and l.amount > 0;
+
+  update bj.users u set balance = v_cash, last_trade_at = case when p_root is null then v_now else u.last_trade_at end
+   where u.id = p_user;
+  insert into bj.positions as p (user_id, market_id, outcome, shares, cost_basis)
+  values (p_user, v_market.id, v_j, v_new_position,
+          case p_side when 'buy' then v_t.total else -v_t.total end)
+  on conflict (user_id, market_id, outcome) do update
+     set shares = excluded.shares, cost_basis = p.cost_basis + excluded.cost_basis;
+  if v_delta <> 0 then
+    insert into bj.collateral as c (user_id, market_id, amount) values (p_user, v_market.id, v_required)
+    on conflict (user_id, market_id) do update set amount = excluded.amount;
+  end if;
+  update bj.markets m
+     set q = v_t.q_after, pool = v_pool, volume = m.volume + v_t.amount, version = m.version + 1
+   where m.id = v_market.id;
+  insert into bj.market_events (market_id, version) values (v_market.id, v_market.version + 1);
+
+  return jsonb_build_object(
+    'trade_id', v_trade_id, 'market', v_market.code, 'outcome', p_outcome, 'side', p_side,
+    'shares', v_t.shares::numeric(24, 6), 'amount', v_t.amount::numeric(24, 6),
+    'fee', v_t.fee::numeric(24, 6), 'total', v_t.total::numeric(24, 6),
+    'avg_price', round(v_t.total / v_t.shares, 9), 'price_after', v_prices[v_j],
+    'balance', v_cash::numeric(24, 6), 'locked', v_required::numeric(24, 6),
+    'position', v_new_position::numeric(24, 6), 'root_trade_id', p_root, 'order_id', p_order,
+    'triggered', '[]'::jsonb);
+end $$;
+
+-- A trade with an idempotency key: the first call executes and stores its receipt; a retry
+-- with the same arguments returns that receipt, one with other arguments is refused.
+-- Concurrent calls with one key queue on the key's unique index: exactly one executes.
+create or replace function bj.trade(
+  p_user bigint, p_market text, p_outcome text, p_side text, p_shares numeric, p_spend numeric,
+  p_max_total numeric, p_min_total numeric, p_key text)
+returns jsonb
+language plpgsql set search_path = '' as $$
+declare
+  v_request jsonb := jsonb_build_object('market', p_market, 'outcome', p_outcome, 'side', p_side,
+    'shares', p_shares, 'spend', p_spend, 'max_total', p_max_total, 'min_total', p_min_total);
+  v_stored bj.idempotency;
+  v_receipt jsonb;
+begin
+  if p_key is not null then
+    insert into bj.idempotency (user_id, key, request) values (p_user, p_key, v_request)
+    on conflict do nothing;
+    if not found then
+      select * into v_stored from bj.idempotency i where i.user_id = p_user and i.key = p_key;
+      if v_stored.request <> v_request then
+        perform bj.raise('BJ004', format('key %s was first used for %s', p_key, v_stored.request));
+      end if;
+      return v_stored.response || jsonb_build_object('replayed', true);
+    end if;
+  end if;
+  v_receipt := bj.execute_trade(p_user, p_market, p_outcome, p_side, p_shares, p_spend,
+                                p_max_total, p_min_total);
+  v_receipt := jsonb_set(v_receipt, '{triggered}',
+                         bj.run_cascade((v_receipt ->> 'trade_id')::bigint));
+  if p_key is not null then
+    update bj.idempotency i set response = v_receipt where i.user_id = p_user and i.key = p_key;
+  end if;
+  return v_receipt;
+end $$;
+
+-- A trade as its trader sees it later (api.my_trades).
+create or replace function bj.trade_json(p_trade bj.trades) returns jsonb
+language sql stable set search_path = ''
+begin atomic
+  select jsonb_build_object('trade_id', p_trade.id, 'market', m.code,
+           'outcome', m.outcomes[p_trade.outcome], 'side', p_trade.side, 'shares', p_trade.shares,
+           'amount', p_trade.amount, 'fee', p_trade.fee, 'total', p_trade.total,
+           'avg_price', round(p_trade.total / p_trade.shares, 9),
+           'price_after', p_trade.prices_after[p_trade.outcome],
+           'root_trade_id', p_trade.root_trade_id, 'order_id', p_trade.order_id,
+           'at', p_trade.created_at)
+    from bj.markets m where m.id = p_trade.market_id;
+end;
+

@@ -1,0 +1,183 @@
+-- Conditional orders: stop-loss and take-profit, fired inside the trade that crosses them.
+-- A stop-loss on a long fires when the price falls to or below its trigger, on a short when it
+-- rises to or above it; a take-profit is the mirror image. Firing sells (long) or buys (short)
+-- up to the order's shares, never more than the position then held.
+-- After every trade, the market's crossed orders fire one at a time at the prices of that
+-- moment: deepest crossed first (the order the price passed first), then oldest. Each fired
+-- trade may move the price and cross more; all of them, at every level, count against
+-- max_cascade per root trade, and what the bound leaves fires on the market's next trade.
+-- Invariant kept here: an order fires at most once; a fired order that cannot execute is
+-- cancelled with its reason and never aborts the root trade.
+
+-- True when the price has crossed the order's trigger.
+create or replace function bj.order_crossed(p_kind text, p_direction text, p_trigger numeric,
+                                            p_price numeric) returns boolean
+language sql immutable strict parallel safe
+return case when (p_kind = 'stop_loss') = (p_direction = 'long')
+            then p_price <= p_trigger else p_price >= p_trigger end;
+
+-- How far past its trigger the price has moved (deeper means crossed earlier).
+create or replace function bj.order_depth(p_kind text, p_direction text, p_trigger numeric,
+                                          p_price numeric) returns numeric
+language sql immutable strict parallel safe
+return case when (p_kind = 'stop_loss') = (p_direction = 'long')
+            then p_trigger - p_price else p_price - p_trigger end;
+
+-- Place an order on a position the trader holds.
+create or replace function bj.place_order(p_user bigint, p_market text, p_outcome text,
+                                          p_kind text, p_shares numeric, p_trigger numeric)
+returns jsonb
+language plpgsql set search_path = '' as $$
+declare
+  v_market bj.markets := bj.find_market(p_market);
+  v_j int := bj.outcome_index(v_market, p_outcome);
+  v_position numeric;
+  v_direction text;
+  v_price numeric;
+  v_order bj.orders;
+begin
+  if p_kind is null or p_kind not in ('stop_loss', 'take_profit') then
+    perform bj.raise('BJ021', 'kind must be stop_loss or take_profit');
+  end if;
+  if p_shares is null or p_shares <= 0 or p_shares > 1000000000 or p_shares <> round(p_shares, 6) then
+    perform bj.raise('BJ020', 'shares must be positive, at most 1e9, with at most 6 decimals');
+  end if;
+  if p_trigger is null or p_trigger <= 0 or p_trigger >= 1 or p_trigger <> round(p_trigger, 9) then
+    perform bj.raise('BJ021', 'trigger_price must lie strictly between 0 and 1, with at most 9 decimals');
+  end if;
+  if bj.market_status(v_market) <> 'open' then
+    perform bj.raise('BJ002', format('%s is %s', v_market.code, bj.market_status(v_market)));
+  end if;
+  select p.shares into v_position from bj.positions p
+   where p.user_id = p_user and p.market_id = v_market.id and p.outcome = v_j;
+  if coalesce(v_position, 0) = 0 then
+    perform bj.raise('BJ005', format('no position in %s %s to protect', p_market, p_outcome));
+  end if;
+  v_direction := case when v_position > 0 then 'long' else 'short' end;
+  v_price := (bj.display_prices(bj.curve_prices(v_market.pricing, v_market.q, v_market.liquidity)))[v_j];
+  if bj.order_crossed(p_kind, v_direction, p_trigger, v_price) then
+    perform bj.raise('BJ021', format('the price %s has already crossed %s: trade instead', v_price, p_trigger));
+  end if;
+  insert into bj.orders (user_id, market_id, outcome, kind, direction, shares, trigger_price)
+  values (p_user, v_market.id, v_j, p_kind, v_direction, p_shares, p_trigger)
+  returning * into v_order;
+  return bj.order_json(v_order);
+end $$;
+
+create or replace function bj.order_json(p_order bj.orders) returns jsonb
+language sql stable set search_path = ''
+begin atomic
+  select jsonb_build_object('order_id', p_order.id, 'market', m.code,
+           'outcome', m.outcomes[p_order.outcome], 'kind', p_order.kind,
+           'direction', p_order.direction, 'shares', p_order.shares,
+           'trigger_price', p_order.trigger_price, 'status', p_order.status,
+           'reason', p_order.reason, 'trade_id', p_order.trade_id,
+           'created_at', p_order.created_at)
+    from bj.markets m where m.id = p_order.market_id;
+end;
+
+-- Cancel an open order of the trader's own.
+create or replace function bj.cancel_order(p_user bigint, p_order bigint) returns jsonb
+language plpgsql set search_path = '' as $$
+declare
+  v_order bj.orders;
+begin
+  select * into v_order from bj.orders o where o.id = p_order and o.user_id = p_user for update;
+  if not found then
+    perform bj.raise('BJ012', format('order %s', p_order));
+  end if;
+  if v_order.status <> 'open' then
+    perform bj.raise('BJ007', format('order %s is %s', p_order, v_order.status));
+  end if;
+  update bj.orders o set status = 'cancelled', reason = 'cancelled by the trader', done_at = clock_timestamp()
+   where o.id = p_order returning * into v_order;
+  return bj.order_json(v_order);
+end $$;
+
+-- Fire the crossed orders of the root trade's market, one at a time, up to max_cascade.
+-- The caller holds the market row lock. Returns the fired trades' receipts.
+create or replace function bj.run_cascade(p_root bigint) returns jsonb
+language plpgsql set search_path = '' as $$
+declare
+  v_market bj.markets;
+  v_prices numeric[];
+  v_order bj.orders;
+  v_position numeric;
+  v_receipt jsonb;
+  v_fired jsonb := '[]';
+  v_max int;
+  v_count int := 0;
+  v_busy bigint[] := '{}';
+  v_detail text;
+begin
+  select m.* into v_market from bj.markets m join bj.trades t on t.market_id = m.id
+   where t.id = p_root;
+  if not exists (select 1 from bj.orders o where o.market_id = v_market.id and o.status = 'open') then
+    return v_fired;
+  end if;
+  v_max := bj.setting('max_cascade')::int;
+  loop
+    exit when v_count >= v_max;
+    select * into v_market from bj.markets m where m.id = v_market.id;
+    v_prices := bj.display_prices(bj.curve_prices(v_market.pricing, v_market.q, v_market.liquidity));
+    select o.* into v_order from bj.orders o
+     where o.market_id = v_market.id and o.status = 'open' and o.id <> all (v_busy)
+       and bj.order_crossed(o.kind, o.direction, o.trigger_price, v_prices[o.outcome])
+     order by bj.order_depth(o.kind, o.direction, o.trigger_price, v_prices[o.outcome]) desc, o.id
+     limit 1
+     for update skip locked;
+    exit when not found;
+    v_count := v_count + 1;
+    begin
+      -- never wait on another trader's row inside a cascade: a busy trader's order waits
+      -- for the market's next trade (this is what keeps cascades free of deadlocks)
+      perform 1 from bj.users u where u.id = v_order.user_id for update nowait;
+      select p.shares into v_position from bj.positions p
+       where p.user_id = v_order.user_id and p.market_id = v_order.market_id and p.outcome = v_order.outcome;
+      v_position := coalesce(v_position, 0);
+      if v_order.direction = 'long' and v_position <= 0 or v_order.direction = 'short' and v_position >= 0 then
+        update bj.orders o set status = 'cancelled', reason = 'the position is closed',
+                               done_at = clock_timestamp() where o.id = v_order.id;
+        continue;
+      end if;
+      v_receipt := bj.execute_trade(v_order.user_id, v_market.code, v_market.outcomes[v_order.outcome],
+        case v_order.direction when 'long' then 'sell' else 'buy' end,
+        least(v_order.shares, abs(v_position)), null, null, null, p_root, v_order.id);
+      update bj.orders o set status = 'filled', trade_id = (v_receipt ->> 'trade_id')::bigint,
+                             done_at = clock_timestamp() where o.id = v_order.id;
+      v_fired := v_fired || jsonb_build_array(v_receipt);
+    exception
+      when lock_not_available then
+        v_busy := v_busy || v_order.id;
+      when others then
+        get stacked diagnostics v_detail = pg_exception_detail;
+        update bj.orders o set status = 'cancelled', reason = sqlerrm || coalesce(': ' || nullif(v_detail, ''), ''),
+                               done_at = clock_timestamp() where o.id = v_order.id;
+    end;
+  end loop;
+  return v_fired;
+end $$;
+
+-- A trader's account: balance, locked collateral, positions marked to market, open orders.
+-- cost_basis is the net cash put into the position (paid on buys, less received on sales);
+-- value is the position at the current price (zero once the market is settled).
+create or replace function bj.account_json(p_user bigint) returns jsonb
+language sql stable set search_path = ''
+begin atomic
+  select jsonb_build_object(
+    'user_id', u.id, 'username', u.username, 'balance', u.balance,
+    'locked', (select coalesce(sum(c.amount), 0) from bj.collateral c where c.user_id = u.id),
+    'positions', coalesce((
+      select jsonb_agg(jsonb_build_object('market', m.code, 'outcome', m.outcomes[p.outcome],
+               'shares', p.shares, 'cost_basis', p.cost_basis,
+               'price', pr.prices[p.outcome],
+               'value', round(p.shares * pr.prices[p.outcome], 6)) order by m.code, p.outcome)
+        from bj.positions p
+        join bj.markets m on m.id = p.market_id
+        cross join lateral (select bj.display_prices(bj.curve_prices(m.pricing, m.q, m.liquidity)) as prices) pr
+       where p.user_id = u.id and p.shares <> 0), '[]'),
+    'orders', coalesce((
+      select jsonb_agg(bj.order_json(o) order by o.id) from bj.orders o
+       where o.user_id = u.id and o.status = 'open'), '[]'))
+    from bj.users u where u.id = p_user;
+end;

@@ -1,0 +1,265 @@
+-- Market lifecycle: open -> closed -> resolved | voided, run by DBAs (schema admin).
+-- Invariants kept here: creation funds the pool with the worst-case subsidy; settlement pays
+-- every account from the pool and the shorts' collateral, returns the rest to the house,
+-- retires every share, and leaves the ledger balanced.
+
+-- Create a market; its pool receives the subsidy b·ln(n) from the house.
+create or replace function admin.create_market(
+  code text, title text, outcomes text[] default '{YES,NO}', liquidity numeric default 100,
+  fee_rate numeric default null, close_at timestamptz default null, pricing text default 'lmsr')
+returns jsonb
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_market bj.markets;
+  v_fee numeric := coalesce(create_market.fee_rate, bj.setting('default_fee_rate')::numeric);
+  v_n int := cardinality(create_market.outcomes);
+  v_subsidy numeric;
+  v_journal bigint := nextval('bj.journal_seq');
+begin
+  if create_market.code is null or create_market.code !~ '^[a-z0-9][a-z0-9_-]{0,39}$' then
+    perform bj.raise('BJ021', 'code: 1 to 40 characters of a-z, 0-9, _ and -, starting with a letter or digit');
+  end if;
+  if exists (select 1 from bj.markets m where m.code = create_market.code) then
+    perform bj.raise('BJ008', format('market %s exists', create_market.code));
+  end if;
+  if v_n is null or v_n < 2 or v_n > 64
+     or (select count(distinct o) from unnest(create_market.outcomes) o where length(trim(o)) > 0) <> v_n then
+    perform bj.raise('BJ021', 'outcomes: 2 to 64 distinct, non-empty names');
+  end if;
+  if create_market.liquidity is null or create_market.liquidity <= 0 or create_market.liquidity > 1000000000 then
+    perform bj.raise('BJ021', 'liquidity must be positive');
+  end if;
+  if v_fee < 0 or v_fee >= 0.5 then
+    perform bj.raise('BJ021', 'fee_rate must lie in [0, 0.5)');
+  end if;
+  if create_market.pricing is null or create_market.pricing not in ('lmsr', 'sigmoid') then
+    perform bj.raise('BJ021', 'pricing must be lmsr or sigmoid');
+  end if;
+  v_subsidy := bj.ceil6(create_market.liquidity * ln(v_n::numeric));
+  insert into bj.markets (code, title, pricing, liquidity, fee_rate, close_at, outcomes, q, pool, subsidy)
+  values (create_market.code, coalesce(create_market.title, create_market.code), create_market.pricing,
+          create_market.liquidity, v_fee, create_market.close_at, create_market.outcomes,
+          array_fill(0::numeric, array[v_n]), v_subsidy, v_subsidy)
+  returning * into v_market;
+  perform bj.post(v_journal, 'subsidy', 'coin', 'house', format('pool:%s', v_market.id), v_subsidy,
+                  null, v_market.id);
+  insert into bj.market_events (market_id, version) values (v_market.id, 0);
+  return bj.market_json(v_market);
+end $$;
+grant execute on function admin.create_market(text, text, text[], numeric, numeric, timestamptz, text) to service_role;
+
+-- Stop trading in a market ahead of its resolution.
+create or replace function admin.close_market(code text) returns jsonb
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_market bj.markets;
+begin
+  select * into v_market from bj.markets m where m.code = close_market.code for update;
+  if not found then
+    perform bj.raise('BJ010', close_market.code);
+  end if;
+  if v_market.status <> 'open' then
+    perform bj.raise('BJ008', format('%s is %s', v_market.code, v_market.status));
+  end if;
+  update bj.markets m set status = 'closed', closed_at = clock_timestamp(), version = m.version + 1
+   where m.id = v_market.id returning * into v_market;
+  insert into bj.market_events (market_id, version) values (v_market.id, v_market.version);
+  return bj.market_json(v_market);
+end $$;
+grant execute on function admin.close_market(text) to service_role;
+
+-- A payout vector from {"OUTCOME": weight, …}: weights in [0, 1] summing to 1, absent = 0.
+create or replace function bj.payout_vector(p_market bj.markets, p_payouts jsonb) returns numeric[]
+language plpgsql stable set search_path = '' as $$
+declare
+  v_w numeric[] := array_fill(0::numeric, array[cardinality(p_market.outcomes)]);
+  v_key text;
+  v_value jsonb;
+begin
+  if p_payouts is null or jsonb_typeof(p_payouts) <> 'object' then
+    perform bj.raise('BJ021', 'payouts must be an object such as {"YES": 0.3, "NO": 0.7}');
+  end if;
+  for v_key, v_value in select * from jsonb_each(p_payouts) loop
+    if jsonb_typeof(v_value) <> 'number' or v_value::numeric < 0 or v_value::numeric > 1
+       or v_value::numeric <> round(v_value::numeric, 9) then
+      perform bj.raise('BJ021', format('payout of %s must be a number in [0, 1] with at most 9 decimals', v_key));
+    end if;
+    v_w[bj.outcome_index(p_market, v_key)] := v_value::numeric;
+  end loop;
+  if (select sum(w) from unnest(v_w) w) <> 1 then
+    perform bj.raise('BJ021', 'payout weights must sum to 1');
+  end if;
+  return v_w;
+end $$;
+
+-- What settling a market at payout vector w gives each account holding a position: each share
+-- of outcome i pays w_i, rounded down when paid to the account and up when paid by it (the
+-- house's favour); shorts pay from their collateral, and what remains of it is released.
+create or replace function bj.settlement(p_market_id bigint, p_w numeric[])
+returns table (user_id bigint, payout numeric, collateral numeric)
+language sql stable set search_path = ''
+begin atomic
+  select h.user_id, bj.floor6(sum(p_w[p.outcome] * p.shares)) as payout,
+         coalesce(max(c.amount), 0) as collateral
+    from (select p.user_id from bj.positions p where p.market_id = p_market_id and p.shares <> 0
+          union
+          select c.user_id from bj.collateral c where c.market_id = p_market_id and c.amount > 0) h
+    left join bj.positions p on p.user_id = h.user_id and p.market_id = p_market_id
+    left join bj.collateral c on c.user_id = h.user_id and c.market_id = p_market_id
+   group by h.user_id;
+end;
+
+-- Every account's payout from resolving at the given vector, committing nothing.
+create or replace function admin.preview_resolution(code text, payouts jsonb)
+returns table (username text, payout numeric, collateral_released numeric, balance_after numeric)
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  v_market bj.markets := bj.find_market(preview_resolution.code);
+  v_w numeric[] := bj.payout_vector(v_market, preview_resolution.payouts);
+begin
+  return query
+    select u.username, s.payout::numeric(24, 6), (s.collateral + least(s.payout, 0))::numeric(24, 6),
+           (u.balance + s.collateral + s.payout)::numeric(24, 6)
+      from bj.settlement(v_market.id, v_w) s join bj.users u on u.id = s.user_id
+     order by s.payout desc, u.username;
+end $$;
+grant execute on function admin.preview_resolution(text, jsonb) to service_role;
+
+-- Retire every share of a settled market back to the market maker and cancel its orders.
+create or replace function bj.retire_market(p_market bj.markets, p_journal bigint, p_reason text)
+returns void
+language plpgsql set search_path = '' as $$
+declare
+  v_pos record;
+begin
+  for v_pos in select * from bj.positions p where p.market_id = p_market.id and p.shares <> 0 loop
+    perform bj.post(p_journal, 'settle', format('share:%s:%s', p_market.id, v_pos.outcome),
+                    format('pos:%s:%s:%s', v_pos.user_id, p_market.id, v_pos.outcome),
+                    format('maker:%s:%s', p_market.id, v_pos.outcome), v_pos.shares, v_pos.user_id, p_market.id);
+  end loop;
+  update bj.positions p set shares = 0 where p.market_id = p_market.id and p.shares <> 0;
+  update bj.collateral c set amount = 0 where c.market_id = p_market.id and c.amount <> 0;
+  update bj.orders o set status = 'cancelled', reason = p_reason, done_at = clock_timestamp()
+   where o.market_id = p_market.id and o.status = 'open';
+end $$;
+
+-- Resolve a market to a payout vector, all in one transaction.
+create or replace function admin.resolve_market_split(code text, payouts jsonb) returns jsonb
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_market bj.markets;
+  v_w numeric[];
+  v_journal bigint := nextval('bj.journal_seq');
+  v_s record;
+  v_pool numeric;
+  v_paid numeric := 0;
+  v_accounts int := 0;
+begin
+  select * into v_market from bj.markets m where m.code = resolve_market_split.code for update;
+  if not found then
+    perform bj.raise('BJ010', resolve_market_split.code);
+  end if;
+  if v_market.status in ('resolved', 'voided') then
+    perform bj.raise('BJ008', format('%s is already %s', v_market.code, v_market.status));
+  end if;
+  v_w := bj.payout_vector(v_market, resolve_market_split.payouts);
+  v_pool := v_market.pool;
+  for v_s in select * from bj.settlement(v_market.id, v_w) s order by s.user_id loop
+    perform 1 from bj.users u where u.id = v_s.user_id for update;
+    -- release the collateral, then pay (or collect) the payout through the pool
+    perform bj.post(v_journal, 'collateral', 'coin', format('coll:%s:%s', v_s.user_id, v_market.id),
+                    format('cash:%s', v_s.user_id), v_s.collateral, v_s.user_id, v_market.id);
+    perform bj.post(v_journal, 'payout', 'coin', format('pool:%s', v_market.id),
+                    format('cash:%s', v_s.user_id), v_s.payout, v_s.user_id, v_market.id);
+    update bj.users u set balance = u.balance + v_s.collateral + v_s.payout where u.id = v_s.user_id;
+    v_pool := v_pool - v_s.payout;
+    v_paid := v_paid + v_s.payout;
+    v_accounts := v_accounts + 1;
+  end loop;
+  if v_pool < 0 then
+    raise exception 'market % cannot cover its payout (% short)', v_market.code, -v_pool;
+  end if;
+  perform bj.post(v_journal, 'settle', 'coin', format('pool:%s', v_market.id), 'house', v_pool,
+                  null, v_market.id);
+  perform bj.retire_market(v_market, v_journal, 'the market was resolved');
+  update bj.markets m
+     set status = 'resolved', payouts = v_w, pool = 0, version = m.version + 1,
+         closing_prices = bj.display_prices(bj.curve_prices(m.pricing, m.q, m.liquidity)),
+         closed_at = coalesce(m.closed_at, least(m.close_at, clock_timestamp()), clock_timestamp()),
+         settled_at = clock_timestamp()
+   where m.id = v_market.id returning * into v_market;
+  insert into bj.market_events (market_id, version) values (v_market.id, v_market.version);
+  return bj.market_json(v_market) || jsonb_build_object('accounts_paid', v_accounts,
+    'paid_out', v_paid::numeric(24, 6), 'returned_to_house', v_pool::numeric(24, 6));
+end $$;
+grant execute on function admin.resolve_market_split(text, jsonb) to service_role;
+
+-- Resolve a market to one winning outcome: each of its shares pays 1.
+create or replace function admin.resolve_market(code text, outcome text) returns jsonb
+language sql security definer set search_path = ''
+begin atomic
+  select admin.resolve_market_split(resolve_market.code, jsonb_build_object(resolve_market.outcome, 1));
+end;
+grant execute on function admin.resolve_market(text, text) to service_role;
+
+-- Void a market: every trader's wealth becomes what it would be had they never traded in it,
+-- fees included. Where taking back a profit would push a balance below zero, the balance
+-- stops at zero and the house carries the shortfall, recorded in bj.void_shortfalls.
+create or replace function admin.void_market(code text) returns jsonb
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_market bj.markets;
+  v_journal bigint := nextval('bj.journal_seq');
+  v_u record;
+  v_balance numeric;
+  v_shortfall numeric;
+  v_total_shortfall numeric := 0;
+  v_pool numeric;
+begin
+  select * into v_market from bj.markets m where m.code = void_market.code for update;
+  if not found then
+    perform bj.raise('BJ010', void_market.code);
+  end if;
+  if v_market.status in ('resolved', 'voided') then
+    perform bj.raise('BJ008', format('%s is already %s', v_market.code, v_market.status));
+  end if;
+  v_pool := v_market.pool;
+  for v_u in
+    select t.user_id,
+           sum(case t.side when 'buy' then t.amount else -t.amount end) as amount,
+           sum(t.fee) as fee,
+           coalesce((select c.amount from bj.collateral c
+                      where c.user_id = t.user_id and c.market_id = v_market.id), 0) as collateral
+      from bj.trades t where t.market_id = v_market.id
+     group by t.user_id order by t.user_id
+  loop
+    select u.balance into v_balance from bj.users u where u.id = v_u.user_id for update;
+    perform bj.post(v_journal, 'collateral', 'coin', format('coll:%s:%s', v_u.user_id, v_market.id),
+                    format('cash:%s', v_u.user_id), v_u.collateral, v_u.user_id, v_market.id);
+    perform bj.post(v_journal, 'void', 'coin', format('pool:%s', v_market.id),
+                    format('cash:%s', v_u.user_id), v_u.amount, v_u.user_id, v_market.id);
+    perform bj.post(v_journal, 'void', 'coin', 'fees', format('cash:%s', v_u.user_id), v_u.fee,
+                    v_u.user_id, v_market.id);
+    v_pool := v_pool - v_u.amount;
+    v_balance := v_balance + v_u.collateral + v_u.amount + v_u.fee;
+    v_shortfall := greatest(0, -v_balance);
+    if v_shortfall > 0 then
+      perform bj.post(v_journal, 'shortfall', 'coin', 'house', format('cash:%s', v_u.user_id),
+                      v_shortfall, v_u.user_id, v_market.id);
+      insert into bj.void_shortfalls (market_id, user_id, amount) values (v_market.id, v_u.user_id, v_shortfall);
+      v_total_shortfall := v_total_shortfall + v_shortfall;
+    end if;
+    update bj.users u set balance = v_balance + v_shortfall where u.id = v_u.user_id;
+  end loop;
+  perform bj.post(v_journal, 'settle', 'coin', format('pool:%s', v_market.id), 'house', v_pool,
+                  null, v_market.id);
+  perform bj.retire_market(v_market, v_journal, 'the market was voided');
+  update bj.markets m
+     set status = 'voided', pool = 0, version = m.version + 1, settled_at = clock_timestamp(),
+         closing_prices = bj.display_prices(bj.curve_prices(m.pricing, m.q, m.liquidity)),
+         closed_at = coalesce(m.closed_at, clock_timestamp())
+   where m.id = v_market.id returning * into v_market;
+  insert into bj.market_events (market_id, version) values (v_market.id, v_market.version);
+  return bj.market_json(v_market) || jsonb_build_object('house_shortfall', v_total_shortfall::numeric(24, 6));
+end $$;
+grant execute on function admin.void_market(text) to service_role;

@@ -1,0 +1,142 @@
+-- Identity: traders (bj.users, public profile) apart from their secrets (bj.credentials,
+-- bcrypt hashes), HS256 tokens signed in SQL, request claims, and the signup defences.
+-- Invariants kept here: no client role reads a hash or the signing secret; login does the
+-- same work whether or not the user exists; no more than signup_ip_max accounts per address
+-- within signup_ip_window_s, however many signups race.
+
+-- The calling trader, who must be logged in and not disabled.
+create or replace function bj.require_user() returns bigint
+language plpgsql stable set search_path = '' as $$
+declare
+  v_uid bigint := auth.uid();
+  v_disabled timestamptz;
+begin
+  if v_uid is null then
+    perform bj.raise('BJ025');
+  end if;
+  select u.disabled_at into v_disabled from bj.users u where u.id = v_uid;
+  if not found or v_disabled is not null then
+    perform bj.raise('BJ026');
+  end if;
+  return v_uid;
+end $$;
+
+---------------------------------------------------------------------------------------------
+-- Tokens
+
+create or replace function bj.base64url(p_bytes bytea) returns text
+language sql immutable strict parallel safe
+return translate(encode(p_bytes, 'base64'), E'+/=\n', '-_');
+
+-- Store the signing secret (from the environment, at deploy time).
+create or replace function bj.set_jwt_secret(p_secret text) returns void
+language plpgsql set search_path = '' as $$
+begin
+  if p_secret is null or length(p_secret) < 32 then
+    raise exception 'the JWT secret must have at least 32 characters';
+  end if;
+  insert into bj.secrets (name, value) values ('jwt', p_secret)
+  on conflict (name) do update set value = excluded.value;
+end $$;
+
+-- A signed HS256 token for a trader: {sub, role, username, iat, exp}.
+create or replace function bj.issue_token(p_user bigint, p_username text) returns jsonb
+language plpgsql stable set search_path = '' as $$
+declare
+  v_now bigint := extract(epoch from clock_timestamp())::bigint;
+  v_exp bigint := v_now + bj.setting('token_ttl_s')::bigint;
+  v_secret text;
+  v_signing_input text;
+begin
+  select s.value into v_secret from bj.secrets s where s.name = 'jwt';
+  if v_secret is null then
+    raise exception 'no JWT secret is configured' using hint = 'set BETJEE_JWT_SECRET and migrate';
+  end if;
+  v_signing_input := bj.base64url(convert_to('{"alg":"HS256","typ":"JWT"}', 'utf8')) || '.' ||
+    bj.base64url(convert_to(jsonb_build_object('sub', p_user::text, 'role', 'authenticated',
+      'username', p_username, 'iat', v_now, 'exp', v_exp)::text, 'utf8'));
+  return jsonb_build_object(
+    'token', v_signing_input || '.' ||
+             bj.base64url(extensions.hmac(convert_to(v_signing_input, 'utf8'), convert_to(v_secret, 'utf8'), 'sha256')),
+    'expires_at', to_timestamp(v_exp));
+end $$;
+
+---------------------------------------------------------------------------------------------
+-- Accounts
+
+-- Open an account, credit the signup bonus from the house, and log in.
+create or replace function bj.signup(p_username text, p_password text, p_ip inet) returns jsonb
+language plpgsql set search_path = '' as $$
+declare
+  v_user bj.users;
+  v_bonus numeric := bj.setting('signup_bonus')::numeric;
+  v_recent int;
+begin
+  if p_username is null or p_username !~ '^[a-z0-9_]{3,32}$' then
+    perform bj.raise('BJ024', '3 to 32 characters: a-z, 0-9, _');
+  end if;
+  if p_password is null or length(p_password) < bj.setting('min_password_length')::int then
+    perform bj.raise('BJ023', format('at least %s characters', bj.setting('min_password_length')));
+  end if;
+  if length(p_password) > 72 then
+    perform bj.raise('BJ023', 'at most 72 characters');
+  end if;
+  if p_ip is not null then
+    -- one signup at a time per address, so the count below cannot be raced
+    perform pg_advisory_xact_lock(hashtextextended('signup:' || host(p_ip), 0));
+    select count(*) into v_recent from bj.users u
+     where u.signup_ip = p_ip
+       and u.created_at > clock_timestamp() - make_interval(secs => bj.setting('signup_ip_window_s')::numeric);
+    if v_recent >= bj.setting('signup_ip_max')::int then
+      perform bj.raise('BJ031', format('%s accounts from this address in the last %s s',
+                                       v_recent, bj.setting('signup_ip_window_s')));
+    end if;
+  end if;
+  begin
+    insert into bj.users (username, balance, signup_ip) values (p_username, v_bonus, p_ip)
+    returning * into v_user;
+  exception when unique_violation then
+    perform bj.raise('BJ009', p_username);
+  end;
+  insert into bj.credentials (user_id, password_hash)
+  values (v_user.id, extensions.crypt(p_password, extensions.gen_salt('bf', bj.setting('bcrypt_cost')::int)));
+  perform bj.post(nextval('bj.journal_seq'), 'signup_bonus', 'coin', 'house',
+                  format('cash:%s', v_user.id), v_bonus, v_user.id);
+  return jsonb_build_object('user_id', v_user.id, 'username', v_user.username,
+                            'balance', v_user.balance) || bj.issue_token(v_user.id, v_user.username);
+end $$;
+
+-- Check a password with the same bcrypt work whether or not the user exists.
+create or replace function bj.login(p_username text, p_password text) returns jsonb
+language plpgsql volatile set search_path = '' as $$
+declare
+  v_user bj.users;
+  v_hash text;
+begin
+  select u.* into v_user from bj.users u where u.username = p_username;
+  select c.password_hash into v_hash from bj.credentials c where c.user_id = v_user.id;
+  -- a fresh salt of the same cost stands in for a missing user: the same bcrypt work
+  v_hash := coalesce(v_hash, extensions.gen_salt('bf', bj.setting('bcrypt_cost')::int));
+  if extensions.crypt(coalesce(p_password, ''), v_hash) is distinct from v_hash
+     or v_user.id is null or p_password is null then
+    perform bj.raise('BJ022');
+  end if;
+  if v_user.disabled_at is not null then
+    perform bj.raise('BJ026');
+  end if;
+  return bj.issue_token(v_user.id, v_user.username);
+end $$;
+
+-- Addresses that opened the maximum number of accounts within one window: for review.
+create or replace view admin.flagged_ips as
+select u.signup_ip as ip, count(*) as accounts, min(u.created_at) as first_signup,
+       max(u.created_at) as last_signup, array_agg(u.username order by u.id) as usernames
+  from bj.users u
+ where u.signup_ip is not null
+   and (select count(*) from bj.users w
+         where w.signup_ip = u.signup_ip
+           and w.created_at between u.created_at
+                                and u.created_at + make_interval(secs => bj.setting('signup_ip_window_s')::numeric))
+       >= bj.setting('signup_ip_max')::int
+ group by u.signup_ip;
+grant select on admin.flagged_ips to service_role;
