@@ -1,0 +1,86 @@
+-- sql/30_trading.sql: trades, shorts and collateral, quotes equal trades, every refusal raises
+-- its documented SQLSTATE and changes nothing, slippage, idempotency, and the ledger's guard.
+begin;
+\ir helpers/setup.psql
+select plan(41);
+
+select tests.market('t1') \gset
+select tests.market('t3', '{A,B,C}', 50, 0) \gset
+select tests.user('alice') as alice, tests.user('bob') as bob \gset
+
+-- a quote equals the trade that follows it, to the last digit
+select bj.quote('t1', 'YES', 'buy', 10, null) as q1 \gset
+select bj.trade(:alice, 't1', 'YES', 'buy', 10, null, null, null, null) as r1 \gset
+select is((:'r1'::jsonb) - '{trade_id,market,outcome,side,balance,locked,position,triggered,root_trade_id,order_id}'::text[] - 'price_before',
+          (:'q1'::jsonb) - '{market,outcome,side,price_before}'::text[], 'the quote equals the trade');
+select is((:'r1'::jsonb ->> 'total')::numeric, 5.210535, 'buying 10 YES at b=100 costs 5.124948 + fee 0.085587');
+select is((select balance::numeric from bj.users where id = :alice), 1000 - 5.210535, 'the balance is debited the total');
+select is((select shares::numeric from bj.positions where user_id = :alice), 10.000000::numeric, 'the position holds 10 shares');
+select is((select fee::numeric from bj.trades where user_id = :alice), 0.085587::numeric, 'the fee is recorded');
+select is((select sum(amount) from bj.ledger where debit = 'fees'), 0.085587::numeric, 'the fee reaches the fee account');
+select is((select q from bj.markets where code = 't1'), '{10,0}'::numeric[], 'the market''s quantities moved');
+
+-- spend
+select bj.trade(:bob, 't3', 'B', 'buy', null, 57.046624, null, null, null) as r2 \gset
+select is((:'r2'::jsonb ->> 'shares')::numeric, 100.000000, 'spending C(100,0,0) − C(0,0,0) on 3 outcomes at b=50 buys 100 shares');
+select ok((:'r2'::jsonb ->> 'total')::numeric <= 57.046624, 'and costs no more than the budget');
+
+-- selling back, shorting, collateral
+select bj.trade(:alice, 't1', 'YES', 'sell', 10, null, null, null, null) as r3 \gset
+select is((:'r3'::jsonb ->> 'amount')::numeric, 5.124947, 'selling the 10 back returns the amount rounded down');
+select is((:'r3'::jsonb ->> 'total')::numeric, 5.124947 - 0.085587, 'less the fee');
+select bj.trade(:alice, 't1', 'NO', 'sell', 30, null, null, null, null) as r4 \gset
+select is((:'r4'::jsonb ->> 'position')::numeric, -30.000000, 'selling shares one does not hold opens a short');
+select is((select amount::numeric from bj.collateral where user_id = :alice), 30.000000::numeric,
+          'the short''s maximum payout is locked as collateral');
+select is((:'r4'::jsonb ->> 'locked')::numeric, 30.000000, 'the receipt shows it');
+select is((select balance::numeric from bj.users where id = :alice),
+          1000 - 5.210535 + (5.124947 - 0.085587) + (:'r4'::jsonb ->> 'total')::numeric - 30,
+          'collateral leaves the available balance');
+select bj.trade(:alice, 't1', 'NO', 'buy', 20, null, null, null, null) \gset
+select is((select amount::numeric from bj.collateral where user_id = :alice), 10.000000::numeric,
+          'covering part of the short releases its collateral');
+select bj.trade(:alice, 't1', 'YES', 'sell', 5, null, null, null, null) \gset
+select is((select amount::numeric from bj.collateral where user_id = :alice), 10.000000::numeric,
+          'collateral is the worst payout over outcomes: max(0, −min pos)');
+select is_empty('select * from admin.check_invariants()', 'invariants hold after trading');
+
+-- refusals: each raises its SQLSTATE and changes nothing
+select tests.state() as before \gset
+select throws_ok(format($$ select bj.trade(%s, 'nope', 'YES', 'buy', 1, null, null, null, null) $$, :bob), 'BJ010', 'no such market', 'unknown market');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'MAYBE', 'buy', 1, null, null, null, null) $$, :bob), 'BJ011', 'no such outcome in this market', 'unknown outcome');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'hold', 1, null, null, null, null) $$, :bob), 'BJ021', 'invalid argument', 'unknown side');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 0, null, null, null, null) $$, :bob), 'BJ020', 'invalid quantity', 'zero shares');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', -5, null, null, null, null) $$, :bob), 'BJ020', 'invalid quantity', 'negative shares');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1e12, null, null, null, null) $$, :bob), 'BJ020', 'invalid quantity', 'absurd shares');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 0.0000001, null, null, null, null) $$, :bob), 'BJ020', 'invalid quantity', 'more than 6 decimals');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, 1, null, null, null) $$, :bob), 'BJ020', 'invalid quantity', 'both shares and spend');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', null, null, null, null, null) $$, :bob), 'BJ020', 'invalid quantity', 'neither shares nor spend');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'sell', null, 5, null, null, null) $$, :bob), 'BJ020', 'invalid quantity', 'spend on a sale');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 5000, null, null, null, null) $$, :bob), 'BJ001', 'the balance does not cover this', 'insufficient funds');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'sell', 2000, null, null, null, null) $$, :bob), 'BJ001', 'the balance does not cover this', 'a short beyond the collateral one can post');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 10, null, 5, null, null) $$, :bob), 'BJ003', 'the price moved past your bound', 'max_total exceeded');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'NO', 'sell', 1, null, null, 0.9, null) $$, :bob), 'BJ003', 'the price moved past your bound', 'min_total not reached');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'NO', 'sell', 1, null, 5, null, null) $$, :bob), 'BJ021', 'invalid argument', 'max_total on a sale');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, null, null, repeat('k', 201)) $$, :bob), '23514', null, 'an overlong idempotency key');
+select is(tests.state(), :'before', 'the refused calls changed nothing');
+select admin.close_market('t1') \gset
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, null, null, null) $$, :bob), 'BJ002', 'the market is not open for trading', 'a closed market');
+
+
+-- idempotency
+select bj.trade(:bob, 't3', 'A', 'buy', 1, null, null, null, 'key-1') as i1 \gset
+select bj.trade(:bob, 't3', 'A', 'buy', 1, null, null, null, 'key-1') as i2 \gset
+select is((:'i2'::jsonb) - 'replayed', :'i1'::jsonb, 'a retry with the same key returns the first receipt');
+select is((select count(*) from bj.trades where user_id = :bob and outcome = 1), 1::bigint, 'and trades nothing new');
+select throws_ok(format($$ select bj.trade(%s, 't3', 'A', 'buy', 2, null, null, null, 'key-1') $$, :bob), 'BJ004',
+                 'this idempotency key was used with other arguments', 'the same key with other arguments is refused');
+
+-- the ledger is append-only, for the owner too
+set local role betjee_owner;
+select throws_ok('update bj.ledger set amount = amount + 1', 'BJ900', null, 'the owner cannot update the ledger');
+reset role;
+select throws_ok('delete from bj.ledger', 'BJ900', null, 'nor can a superuser delete from it');
+
+select * from finish();
+rollback;

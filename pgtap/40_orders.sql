@@ -1,0 +1,88 @@
+-- sql/40_orders.sql: stop-loss and take-profit orders fired inside the crossing trade.
+begin;
+\ir helpers/setup.psql
+select plan(24);
+
+select tests.market('c1') \gset
+select tests.user('user1') as u1, tests.user('user2') as u2, tests.user('user3') as u3,
+       tests.user('whale') as whale, tests.user('shorty') as shorty \gset
+select bj.trade(:u1, 'c1', 'YES', 'buy', 100, null, null, null, null) \gset
+select bj.trade(:u2, 'c1', 'YES', 'buy', 100, null, null, null, null) \gset
+select bj.trade(:u3, 'c1', 'YES', 'buy', 100, null, null, null, null) \gset
+
+-- YES is at 0.95 with q = (300, 0). Buying 300 NO takes it to 0.5; each 100 YES sold then
+-- takes it to 0.27, 0.12 and 0.05. Triggers 0.55, 0.30, 0.15 each fire only after the one before.
+select (bj.place_order(:u1, 'c1', 'YES', 'stop_loss', 100, 0.55) ->> 'order_id')::bigint as o1 \gset
+select (bj.place_order(:u2, 'c1', 'YES', 'stop_loss', 100, 0.30) ->> 'order_id')::bigint as o2 \gset
+select (bj.place_order(:u3, 'c1', 'YES', 'stop_loss', 100, 0.15) ->> 'order_id')::bigint as o3 \gset
+select throws_ok(format($$ select bj.place_order(%s, 'c1', 'YES', 'stop_loss', 10, 0.99) $$, :u1), 'BJ021', null,
+                 'an order whose trigger is already crossed is refused');
+select throws_ok(format($$ select bj.place_order(%s, 'c1', 'YES', 'stop_loss', 10, 0.5) $$, :whale), 'BJ005', null,
+                 'an order needs a position');
+
+select bj.trade(:whale, 'c1', 'NO', 'buy', 300, null, null, null, null) as root \gset
+select is(jsonb_array_length(:'root'::jsonb -> 'triggered'), 3, 'one trade fires a three-level cascade');
+select is((select array_agg(order_id order by id) from bj.trades where root_trade_id = (:'root'::jsonb ->> 'trade_id')::bigint),
+          array[:o1, :o2, :o3]::bigint[], 'each level fires in turn, linked to the root trade');
+select is((select array_agg(status order by id) from bj.orders), '{filled,filled,filled}'::text[], 'every order is filled');
+select is((select sum(abs(shares))::numeric from bj.positions where user_id in (:u1, :u2, :u3)), 0::numeric,
+          'the stops closed every position');
+select is((select (prices_after[1])::numeric from bj.trades order by id desc limit 1),
+          (bj.display_prices(bj.lmsr_prices('{0,300}', 100)))[1], 'the cascade left YES at the price of q = (0, 300)');
+select is((select count(*) from bj.ledger where trade_id in (select id from bj.trades where root_trade_id is not null) and kind = 'fee'),
+          3::bigint, 'fired trades pay fees like any other');
+select is_empty('select * from admin.check_invariants()', 'invariants hold after the cascade');
+
+-- an order fires once
+select bj.trade(:u1, 'c1', 'YES', 'buy', 50, null, null, null, null) \gset
+select bj.trade(:whale, 'c1', 'NO', 'buy', 10, null, null, null, null) as again \gset
+select is(jsonb_array_length(:'again'::jsonb -> 'triggered'), 0, 'a filled order never fires again');
+
+-- the bound: max_cascade fired per root trade, the rest on the market's next trade
+select tests.market('c2') \gset
+select count(bj.trade(u, 'c2', 'YES', 'buy', 100, null, null, null, null)) from unnest(array[:u1, :u2, :u3]) u \gset
+select (bj.place_order(:u1, 'c2', 'YES', 'stop_loss', 100, 0.55) ->> 'order_id')::bigint as b1 \gset
+select (bj.place_order(:u2, 'c2', 'YES', 'stop_loss', 100, 0.30) ->> 'order_id')::bigint as b2 \gset
+select (bj.place_order(:u3, 'c2', 'YES', 'stop_loss', 100, 0.15) ->> 'order_id')::bigint as b3 \gset
+update bj.settings set value = '2' where key = 'max_cascade';
+select bj.trade(:whale, 'c2', 'NO', 'buy', 300, null, null, null, null) as bounded \gset
+select is(jsonb_array_length(:'bounded'::jsonb -> 'triggered'), 2, 'max_cascade bounds the orders one trade fires');
+select is((select status from bj.orders where id = :b3), 'open', 'the order left over stays open');
+select bj.trade(:whale, 'c2', 'NO', 'buy', 1, null, null, null, null) as next \gset
+select is((:'next'::jsonb -> 'triggered' -> 0 ->> 'order_id')::bigint, :b3::bigint, 'and fires on the market''s next trade');
+update bj.settings set value = '20' where key = 'max_cascade';
+
+-- a cancelled order never fires; a crossed order whose position is gone is cancelled with a reason
+select tests.market('c3') \gset
+select count(bj.trade(u, 'c3', 'YES', 'buy', 100, null, null, null, null)) from unnest(array[:u1, :u2]) u \gset
+select (bj.place_order(:u1, 'c3', 'YES', 'stop_loss', 100, 0.55) ->> 'order_id')::bigint as x1 \gset
+select (bj.place_order(:u2, 'c3', 'YES', 'stop_loss', 100, 0.55) ->> 'order_id')::bigint as x2 \gset
+select bj.cancel_order(:u1, :x1) \gset
+select throws_ok(format('select bj.cancel_order(%s, %s)', :u1, :x1), 'BJ007', null, 'a cancelled order cannot be cancelled again');
+select throws_ok(format('select bj.cancel_order(%s, %s)', :u1, :x2), 'BJ012', null, 'nor can another trader''s order');
+select bj.trade(:u2, 'c3', 'YES', 'sell', 100, null, null, null, null) \gset
+select bj.trade(:whale, 'c3', 'NO', 'buy', 300, null, null, null, null) as c3 \gset
+select is(jsonb_array_length(:'c3'::jsonb -> 'triggered'), 0, 'a cancelled order never fires');
+select is((select status || ': ' || reason from bj.orders where id = :x2), 'cancelled: the position is closed',
+          'a crossed order whose position is gone is cancelled with its reason, and the root trade stands');
+select isnt((:'c3'::jsonb ->> 'trade_id'), null, 'the root trade executed');
+
+-- stops on shorts, and take-profit: a short's stop fires as the price rises
+select tests.market('c4') \gset
+select bj.trade(:shorty, 'c4', 'YES', 'sell', 50, null, null, null, null) \gset
+select (bj.place_order(:shorty, 'c4', 'YES', 'stop_loss', 50, 0.6) ->> 'direction') as dir \gset
+select is(:'dir'::text, 'short', 'an order on a short position is a short stop');
+select bj.trade(:u1, 'c4', 'YES', 'buy', 150, null, null, null, null) as up \gset
+select is(:'up'::jsonb -> 'triggered' -> 0 ->> 'side', 'buy', 'a short''s stop-loss fires as the price rises past it, buying back');
+select is((select shares::numeric from bj.positions where user_id = :shorty), 0::numeric, 'the short is closed');
+select is((select amount::numeric from bj.collateral where user_id = :shorty), 0::numeric, 'and its collateral released');
+
+select tests.market('c5') \gset
+select bj.trade(:u3, 'c5', 'YES', 'buy', 40, null, null, null, null) \gset
+select bj.place_order(:u3, 'c5', 'YES', 'take_profit', 15, 0.7) \gset
+select bj.trade(:whale, 'c5', 'YES', 'buy', 100, null, null, null, null) as tp \gset
+select is((:'tp'::jsonb -> 'triggered' -> 0 ->> 'shares')::numeric, 15.000000, 'a take-profit on a long fires as the price rises, selling its shares');
+select is_empty('select * from admin.check_invariants()', 'invariants hold at the end');
+
+select * from finish();
+rollback;
