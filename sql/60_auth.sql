@@ -72,8 +72,8 @@ declare
   v_bonus numeric := bj.setting('signup_bonus')::numeric;
   v_recent int;
 begin
-  if p_username is null or p_username !~ '^[a-z0-9_]{3,32}$' then
-    perform bj.raise('BJ024', '3 to 32 characters: a-z, 0-9, _');
+  if p_username is null or p_username !~ '^[a-z0-9][a-z0-9_]{2,31}$' then
+    perform bj.raise('BJ024', '3 to 32 characters: a-z, 0-9, _, starting with a letter or digit');
   end if;
   if p_password is null or length(p_password) < bj.setting('min_password_length')::int then
     perform bj.raise('BJ023', format('at least %s characters', bj.setting('min_password_length')));
@@ -132,11 +132,93 @@ create or replace view admin.flagged_ips as
 select u.signup_ip as ip, count(*) as accounts, min(u.created_at) as first_signup,
        max(u.created_at) as last_signup, array_agg(u.username order by u.id) as usernames
   from bj.users u
- where u.signup_ip is not null
-   and (select count(*) from bj.users w
-         where w.signup_ip = u.signup_ip
-           and w.created_at between u.created_at
-                                and u.created_at + make_interval(secs => bj.setting('signup_ip_window_s')::numeric))
-       >= bj.setting('signup_ip_max')::int
+ where u.signup_ip in (
+         select w.signup_ip from bj.users w
+          where (select count(*) from bj.users x
+                  where x.signup_ip = w.signup_ip
+                    and x.created_at between w.created_at
+                        and w.created_at + make_interval(secs => bj.setting('signup_ip_window_s')::numeric))
+                >= bj.setting('signup_ip_max')::int)
  group by u.signup_ip;
 grant select on admin.flagged_ips to service_role;
+
+---------------------------------------------------------------------------------------------
+-- Scorched earth
+
+-- The account that holds what wiped accounts held: disabled, never logs in. Shares moved to
+-- it stay outstanding (prices do not move) and it settles like any account.
+create or replace function bj.burn_user() returns bigint
+language plpgsql set search_path = '' as $$
+declare
+  v_id bigint;
+begin
+  select u.id into v_id from bj.users u where u.username = '_burned';
+  if not found then
+    insert into bj.users (username, disabled_at) values ('_burned', clock_timestamp())
+    returning id into v_id;
+  end if;
+  return v_id;
+end $$;
+
+-- Disable accounts and burn their cash, positions and collateral through compensating ledger
+-- postings: nothing deleted or edited in the ledger, no share returned to the pool, open
+-- orders cancelled, tokens refused from then on.
+create or replace function admin.wipe_users(usernames text[])
+returns table (username text, cash_burned numeric, positions_burned int, orders_cancelled int)
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_burn bigint := bj.burn_user();
+  v_journal bigint := nextval('bj.journal_seq');
+  v_user bj.users;
+  v_pos bj.positions;
+  v_coll bj.collateral;
+  v_positions int;
+  v_orders int;
+begin
+  -- lock order as everywhere: markets first (by id), then users (by id)
+  perform 1 from bj.markets m
+   where m.id in (select p.market_id from bj.positions p join bj.users u on u.id = p.user_id
+                   where u.username = any (wipe_users.usernames) and p.shares <> 0
+                  union
+                  select c.market_id from bj.collateral c join bj.users u on u.id = c.user_id
+                   where u.username = any (wipe_users.usernames) and c.amount <> 0)
+   order by m.id for update;
+  perform 1 from bj.users u where u.username = any (wipe_users.usernames) or u.id = v_burn
+   order by u.id for update;
+
+  for v_user in select * from bj.users u where u.username = any (wipe_users.usernames)
+                   and u.id <> v_burn order by u.id loop
+    v_positions := 0;
+    for v_pos in select * from bj.positions p where p.user_id = v_user.id and p.shares <> 0 loop
+      perform bj.post(v_journal, 'burn', format('share:%s:%s', v_pos.market_id, v_pos.outcome),
+                      format('pos:%s:%s:%s', v_user.id, v_pos.market_id, v_pos.outcome),
+                      format('pos:%s:%s:%s', v_burn, v_pos.market_id, v_pos.outcome),
+                      v_pos.shares, v_user.id, v_pos.market_id);
+      insert into bj.positions as p (user_id, market_id, outcome, shares, cost_basis)
+      values (v_burn, v_pos.market_id, v_pos.outcome, v_pos.shares, v_pos.cost_basis)
+      on conflict (user_id, market_id, outcome) do update
+         set shares = p.shares + excluded.shares, cost_basis = p.cost_basis + excluded.cost_basis;
+      update bj.positions p set shares = 0, cost_basis = 0
+       where p.user_id = v_user.id and p.market_id = v_pos.market_id and p.outcome = v_pos.outcome;
+      v_positions := v_positions + 1;
+    end loop;
+    for v_coll in select * from bj.collateral c where c.user_id = v_user.id and c.amount <> 0 loop
+      perform bj.post(v_journal, 'burn', 'coin', format('coll:%s:%s', v_user.id, v_coll.market_id),
+                      format('coll:%s:%s', v_burn, v_coll.market_id), v_coll.amount, v_user.id, v_coll.market_id);
+      insert into bj.collateral as c (user_id, market_id, amount) values (v_burn, v_coll.market_id, v_coll.amount)
+      on conflict (user_id, market_id) do update set amount = c.amount + excluded.amount;
+      update bj.collateral c set amount = 0 where c.user_id = v_user.id and c.market_id = v_coll.market_id;
+    end loop;
+    perform bj.post(v_journal, 'burn', 'coin', format('cash:%s', v_user.id), 'burn', v_user.balance, v_user.id);
+    update bj.users u set balance = 0, disabled_at = coalesce(u.disabled_at, clock_timestamp()) where u.id = v_user.id;
+    update bj.orders o set status = 'cancelled', reason = 'the account was wiped', done_at = clock_timestamp()
+     where o.user_id = v_user.id and o.status = 'open';
+    get diagnostics v_orders = row_count;
+    username := v_user.username;
+    cash_burned := v_user.balance;
+    positions_burned := v_positions;
+    orders_cancelled := v_orders;
+    return next;
+  end loop;
+end $$;
+grant execute on function admin.wipe_users(text[]) to service_role;

@@ -1,0 +1,67 @@
+-- sql/90_analytics.sql: candles at any granularity (kept after settlement), calibration and
+-- Brier scores on a constructed example, leaderboard, market stats and the house's results.
+begin;
+\ir helpers/setup.psql
+select plan(17);
+
+select tests.user('alice') as alice, tests.user('bob') as bob \gset
+select tests.market('h1') as h1 \gset
+select bj.trade(:alice, 'h1', 'YES', 'buy', 10, null, null, null, null) as t1 \gset
+select bj.trade(:bob, 'h1', 'YES', 'buy', 30, null, null, null, null) as t2 \gset
+select bj.trade(:alice, 'h1', 'YES', 'sell', 20, null, null, null, null) as t3 \gset
+select bj.trade(:bob, 'h1', 'NO', 'buy', 5, null, null, null, null) as t4 \gset
+-- place them in time: creation and three trades in 10:00-11:00, the last at 11:30
+update bj.markets set created_at = '2026-01-01 10:00:00+00' where id = :h1;
+update bj.trades set created_at = '2026-01-01 10:05:00+00' where id = (:'t1'::jsonb ->> 'trade_id')::bigint;
+update bj.trades set created_at = '2026-01-01 10:10:00+00' where id = (:'t2'::jsonb ->> 'trade_id')::bigint;
+update bj.trades set created_at = '2026-01-01 10:50:00+00' where id = (:'t3'::jsonb ->> 'trade_id')::bigint;
+update bj.trades set created_at = '2026-01-01 11:30:00+00' where id = (:'t4'::jsonb ->> 'trade_id')::bigint;
+
+select api.price_history('h1', '1 hour') as c \gset
+select is(jsonb_array_length(:'c'::jsonb), 4, 'two hourly candles for each of two outcomes');
+select is((:'c'::jsonb -> 0) - 't', jsonb_build_object('outcome', 'YES', 'open', 0.5, 'high', (:'t2'::jsonb ->> 'price_after')::numeric,
+            'low', 0.5, 'close', (:'t3'::jsonb ->> 'price_after')::numeric,
+            'volume', (:'t1'::jsonb ->> 'amount')::numeric + (:'t2'::jsonb ->> 'amount')::numeric + (:'t3'::jsonb ->> 'amount')::numeric),
+          'the first YES candle opens at 0.5, peaks after the second trade, closes after the third, with their volume');
+select is((:'c'::jsonb -> 0 ->> 't')::timestamptz, '2026-01-01 10:00:00+00'::timestamptz, 'buckets start on the hour');
+select is((:'c'::jsonb -> 2 ->> 'close')::numeric,
+          (select prices_after[1]::numeric from bj.trades where id = (:'t4'::jsonb ->> 'trade_id')::bigint),
+          'the second YES candle closes at the last trade''s price');
+select is(jsonb_array_length(api.price_history('h1', '1 minute')), 10, 'the same history at one-minute granularity');
+select is(jsonb_array_length(api.price_history('h1', '1 day')), 2, 'and at one day');
+select is(jsonb_array_length(api.price_history('h1', '1 hour', '2026-01-01 11:00:00+00')), 2, 'since limits the range');
+select throws_ok($$ select api.price_history('h1', '0 seconds') $$, 'BJ021', null, 'a bucket must be at least a second');
+select admin.resolve_market('h1', 'YES') \gset
+select is(api.price_history('h1', '1 hour'), :'c'::jsonb, 'candles stay available after resolution');
+
+-- calibration on a constructed example: closing 0.8 for a YES win (Brier 0.08), closing 0.3
+-- for a YES win (Brier 0.98), and a three-way market closing (0.5, 0.3, 0.2) won by C
+-- (0.25 + 0.09 + 0.64 = 0.98)
+select tests.market('k1') \gset
+select tests.market('k2') \gset
+select tests.market('k3', '{A,B,C}') \gset
+select admin.resolve_market('k1', 'YES') \gset
+select admin.resolve_market('k2', 'YES') \gset
+select admin.resolve_market('k3', 'C') \gset
+update bj.markets set closing_prices = '{0.8,0.2}' where code = 'k1';
+update bj.markets set closing_prices = '{0.3,0.7}' where code = 'k2';
+update bj.markets set closing_prices = '{0.5,0.3,0.2}' where code = 'k3';
+select is((select distinct brier from analytics.calibration where market = 'k1'), 0.08::numeric, 'Brier score of 0.8 on a winner: 0.08');
+select is((select distinct brier from analytics.calibration where market = 'k2'), 0.98::numeric, 'Brier score of 0.3 on a winner: 0.98');
+select is((select distinct brier from analytics.calibration where market = 'k3'), 0.98::numeric, 'multi-class Brier: 0.25 + 0.09 + 0.64');
+select is((select squared_error from analytics.calibration where market = 'k3' and outcome = 'C'), 0.64::numeric,
+          'each outcome''s squared error');
+-- h1 also resolved; its Brier is whatever its closing price gives
+select is((select brier from analytics.calibration_summary where bucket = 'overall'),
+          round((0.08 + 0.98 + 0.98 + (select distinct brier from analytics.calibration where market = 'h1')) / 4, 12),
+          'the overall score is the mean over resolved markets');
+
+-- leaderboard, stats, house
+select is((select traders from analytics.market_stats where market = 'h1'), 2::bigint, 'market stats count traders');
+select is((select username from analytics.leaderboard where rank = 1), 'bob', 'bob, who held the winner longest, leads');
+select is((select pnl from analytics.house_pnl where market = 'h1'),
+          (select fees + returned - subsidy from analytics.house_pnl where market = 'h1'),
+          'the house''s result is fees plus what came back less the subsidy');
+
+select * from finish();
+rollback;

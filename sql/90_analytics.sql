@@ -1,0 +1,156 @@
+-- Analytics: read-only views for direct SQL (role analyst), and the price history behind
+-- api.price_history. No secrets here: no hashes, no signing key, no signup addresses.
+-- The views run with their owner's rights, so analysts read them and no private table.
+
+---------------------------------------------------------------------------------------------
+-- The analyst's views. Functions called from a view run with the caller's rights, so the
+-- views call only these two, which analysts may call too.
+
+-- An outcome's prices as clients see them, for a market's curve at quantities q.
+create or replace function analytics.prices(pricing text, q numeric[], liquidity numeric)
+returns numeric[]
+language sql immutable strict security definer set search_path = ''
+return bj.display_prices(bj.curve_prices(prices.pricing, prices.q, prices.liquidity));
+grant execute on function analytics.prices(text, numeric[], numeric) to analyst;
+
+-- A market's status as clients see it (closed once past close_at).
+create or replace function analytics.market_status(market_id bigint) returns text
+language sql stable security definer set search_path = ''
+return (select bj.market_status(m) from bj.markets m where m.id = market_status.market_id);
+grant execute on function analytics.market_status(bigint) to analyst;
+
+-- Every price an outcome has had: its opening price at creation, then after each trade.
+create or replace view bj.price_points as
+select m.id as market_id, o.i::int as outcome, m.created_at as t, 0::bigint as trade_id,
+       o.price, 0::numeric as volume
+  from bj.markets m
+  cross join lateral unnest(analytics.prices(m.pricing, array_fill(0::numeric, array[cardinality(m.outcomes)]), m.liquidity))
+       with ordinality o(price, i)
+union all
+select t.market_id, o.i::int, t.created_at, t.id, o.price,
+       case when o.i = t.outcome then t.amount else 0 end
+  from bj.trades t
+  cross join lateral unnest(t.prices_after) with ordinality o(price, i);
+
+-- OHLC candles of a market's prices per outcome, in buckets of any width; kept after settlement.
+create or replace function bj.candles(p_market bj.markets, p_bucket interval, p_since timestamptz)
+returns jsonb
+language plpgsql stable set search_path = '' as $$
+begin
+  if p_bucket is null or p_bucket < interval '1 second' or p_bucket > interval '366 days' then
+    perform bj.raise('BJ021', 'bucket must lie between 1 second and 366 days');
+  end if;
+  return coalesce((
+    select jsonb_agg(jsonb_build_object('t', c.t, 'outcome', p_market.outcomes[c.outcome],
+             'open', c.open, 'high', c.high, 'low', c.low, 'close', c.close, 'volume', c.volume)
+             order by c.t, c.outcome)
+      from (select date_bin(p_bucket, p.t, timestamptz '2000-01-01') as t, p.outcome,
+                   (array_agg(p.price order by p.t, p.trade_id))[1] as open,
+                   max(p.price) as high, min(p.price) as low,
+                   (array_agg(p.price order by p.t desc, p.trade_id desc))[1] as close,
+                   sum(p.volume)::numeric(24, 6) as volume
+              from bj.price_points p
+             where p.market_id = p_market.id and (p_since is null or p.t >= p_since)
+             group by 1, 2) c), '[]');
+end $$;
+
+create or replace function api.price_history(market text, bucket interval default '1 hour',
+                                             since timestamptz default null) returns jsonb
+language sql stable security definer set search_path = ''
+begin atomic
+  select bj.candles(bj.find_market(price_history.market), price_history.bucket, price_history.since);
+end;
+grant execute on function api.price_history(text, interval, timestamptz) to anon, authenticated;
+comment on function api.price_history(text, interval, timestamptz) is
+  'OHLC candles of every outcome''s price, in buckets of `bucket` (1 second to 366 days), from `since`; available after settlement too. Errors: BJ010 (404), BJ021 (400).';
+
+create or replace view analytics.trades as
+select t.id as trade_id, m.code as market, u.username, m.outcomes[t.outcome] as outcome, t.side,
+       t.shares::numeric, t.amount::numeric, t.fee::numeric, t.total::numeric,
+       round(t.total / t.shares, 9) as avg_price, t.prices_after[t.outcome] as price_after,
+       t.root_trade_id, t.order_id, t.created_at as at
+  from bj.trades t join bj.markets m on m.id = t.market_id join bj.users u on u.id = t.user_id;
+
+create or replace view analytics.price_history as
+select m.code as market, m.outcomes[p.outcome] as outcome, p.t as at, p.trade_id, p.price,
+       p.volume::numeric(24, 6) as volume
+  from bj.price_points p join bj.markets m on m.id = p.market_id;
+
+create or replace view analytics.positions as
+select u.username, m.code as market, m.outcomes[p.outcome] as outcome, p.shares::numeric,
+       p.cost_basis::numeric, pr.prices[p.outcome] as price,
+       round(p.shares * pr.prices[p.outcome], 6) as value
+  from bj.positions p
+  join bj.users u on u.id = p.user_id
+  join bj.markets m on m.id = p.market_id
+  cross join lateral (select analytics.prices(m.pricing, m.q, m.liquidity) as prices) pr
+ where p.shares <> 0;
+
+-- Traders ranked by net worth: cash, locked collateral and positions marked to market.
+-- profit is net worth less the bonuses received.
+create or replace view analytics.leaderboard as
+with worth as (
+  select u.id, u.username, u.balance::numeric as balance,
+         coalesce((select sum(c.amount) from bj.collateral c where c.user_id = u.id), 0) as locked,
+         coalesce((select sum(v.value) from analytics.positions v where v.username = u.username), 0) as positions_value,
+         coalesce((select sum(l.amount) from bj.ledger l where l.user_id = u.id and l.kind = 'signup_bonus'), 0) as bonuses
+    from bj.users u where u.disabled_at is null)
+select rank() over (order by w.balance + w.locked + w.positions_value desc) as rank, w.username,
+       w.balance, w.locked, w.positions_value, w.balance + w.locked + w.positions_value as net_worth,
+       w.balance + w.locked + w.positions_value - w.bonuses as profit
+  from worth w;
+
+-- Per market: volume, trades, traders, and how much of the subsidy the market maker has at
+-- risk (liquidity_used: 0 untouched, 1 the whole b·ln(n) would be lost if the worst outcome won).
+create or replace view analytics.market_stats as
+select m.code as market, m.title, analytics.market_status(m.id) as status, m.pricing, m.liquidity::numeric,
+       m.fee_rate, m.volume::numeric,
+       (select count(*) from bj.trades t where t.market_id = m.id) as trades,
+       (select count(distinct t.user_id) from bj.trades t where t.market_id = m.id) as traders,
+       m.subsidy::numeric, m.pool::numeric,
+       case when m.status in ('open', 'closed') then
+         round(greatest(0, (select max(x) from unnest(m.q) x) - (m.pool - m.subsidy)) / nullif(m.subsidy, 0), 6)
+       end as liquidity_used,
+       m.created_at, m.close_at, m.settled_at
+  from bj.markets m;
+
+-- Closing price against outcome for every resolved market; squared error per outcome and the
+-- (multi-class) Brier score per market: Σ_i (p_i − w_i)².
+create or replace view analytics.calibration as
+select m.code as market, o.name as outcome, o.closing_price, o.payout,
+       round((o.closing_price - o.payout) ^ 2, 12) as squared_error,
+       round(sum((o.closing_price - o.payout) ^ 2) over (partition by m.id), 12) as brier
+  from bj.markets m
+  cross join lateral unnest(m.outcomes, m.closing_prices, m.payouts) o(name, closing_price, payout)
+ where m.status = 'resolved';
+
+-- The overall Brier score (mean over resolved markets) and a reliability table.
+create or replace view analytics.calibration_summary as
+select 'overall' as bucket, count(distinct c.market) as markets, count(*) as forecasts,
+       round(avg(c.closing_price), 6) as mean_price, round(avg(c.payout), 6) as observed,
+       round((select avg(b.brier) from (select distinct market, brier from analytics.calibration) b), 12) as brier
+  from analytics.calibration c
+union all
+select format('%s-%s', floor(c.closing_price * 10) / 10, floor(c.closing_price * 10) / 10 + 0.1),
+       count(distinct c.market), count(*), round(avg(c.closing_price), 6), round(avg(c.payout), 6), null
+  from analytics.calibration c
+ group by floor(c.closing_price * 10);
+
+-- The house's results per market: subsidy paid in, fees earned (net of void refunds), what
+-- came back at settlement, shortfalls carried on voids; pnl is fees + returned − subsidy −
+-- shortfall (for unsettled markets, returned is still 0).
+create or replace view analytics.house_pnl as
+select m.code as market, analytics.market_status(m.id) as status, m.subsidy::numeric,
+       coalesce(sum(l.amount) filter (where l.debit = 'fees'), 0)
+         - coalesce(sum(l.amount) filter (where l.credit = 'fees'), 0) as fees,
+       coalesce(sum(l.amount) filter (where l.kind = 'settle' and l.debit = 'house'), 0) as returned,
+       coalesce(sum(l.amount) filter (where l.kind = 'shortfall'), 0) as shortfall,
+       coalesce(sum(l.amount) filter (where l.debit = 'fees'), 0)
+         - coalesce(sum(l.amount) filter (where l.credit = 'fees'), 0)
+         + coalesce(sum(l.amount) filter (where l.kind = 'settle' and l.debit = 'house'), 0)
+         - m.subsidy
+         - coalesce(sum(l.amount) filter (where l.kind = 'shortfall'), 0) as pnl
+  from bj.markets m left join bj.ledger l on l.market_id = m.id and l.asset = 'coin'
+ group by m.id;
+
+grant select on all tables in schema analytics to analyst;
