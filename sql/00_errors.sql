@@ -45,3 +45,7 @@ begin
   raise exception using errcode = v_error.code, message = v_error.message,
     detail = coalesce(p_detail, ''), hint = coalesce(v_error.hint, '');
 end $$;
+
+-- The HTTP layer reads the list at start-up, as its login role.
+grant usage on schema bj to authenticator;
+grant select on bj.error_codes to authenticator;

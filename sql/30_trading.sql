@@ -273,3 +273,35 @@ begin atomic
     from bj.markets m where m.id = p_trade.market_id;
 end;
 
+
+-- What changed after a cursor: the markets with an event whose transaction lies in
+-- [since, until). A cursor is a transaction-id boundary below which every transaction has
+-- ended, so events are handed out once each, in no danger of a late commit slipping behind
+-- an earlier cursor. until defaults to the oldest transaction still running.
+create or replace function bj.changes(p_since xid8, p_until xid8 default null) returns jsonb
+language plpgsql stable set search_path = '' as $$
+declare
+  v_until xid8 := coalesce(p_until, pg_snapshot_xmin(pg_current_snapshot()));
+begin
+  if p_since is null then
+    return jsonb_build_object('cursor', v_until::text, 'markets',
+      coalesce((select jsonb_agg(bj.market_json(m) order by m.id) from bj.markets m), '[]'));
+  end if;
+  return jsonb_build_object('cursor', greatest(v_until, p_since)::text, 'markets', coalesce((
+    select jsonb_agg(bj.market_json(m) order by m.id) from bj.markets m
+     where m.id in (select e.market_id from bj.market_events e
+                     where e.xid >= p_since and e.xid < v_until)), '[]'));
+end $$;
+
+-- A client's cursor, or bad input.
+create or replace function bj.parse_cursor(p_cursor text) returns xid8
+language plpgsql immutable set search_path = '' as $$
+begin
+  if p_cursor is null then
+    return null;
+  end if;
+  if p_cursor !~ '^[0-9]{1,19}$' then
+    perform bj.raise('BJ021', 'a cursor is the value api.changes returned');
+  end if;
+  return p_cursor::xid8;
+end $$;

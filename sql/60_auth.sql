@@ -43,7 +43,7 @@ end $$;
 create or replace function bj.issue_token(p_user bigint, p_username text) returns jsonb
 language plpgsql stable set search_path = '' as $$
 declare
-  v_now bigint := extract(epoch from clock_timestamp())::bigint;
+  v_now bigint := floor(extract(epoch from clock_timestamp()))::bigint;
   v_exp bigint := v_now + bj.setting('token_ttl_s')::bigint;
   v_secret text;
   v_signing_input text;

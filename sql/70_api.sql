@@ -119,3 +119,22 @@ end $$;
 grant execute on function api.my_trades(bigint, int) to authenticated;
 comment on function api.my_trades(bigint, int) is
   'Your trades after trade id `since`, oldest first, at most max_rows (1-1000). Errors: BJ021 (400).';
+
+create or replace function api.changes(since text default null) returns jsonb
+language sql stable security definer set search_path = ''
+begin atomic
+  select bj.changes(bj.parse_cursor(changes.since));
+end;
+grant execute on function api.changes(text) to anon, authenticated;
+comment on function api.changes(text) is
+  'Markets changed after the cursor, and the next cursor: {cursor, markets}. Without a cursor, every market. Polling with each returned cursor never misses or repeats a change. Errors: BJ021 (400).';
+
+-- The stream's catch-up between two cursors (the HTTP layer's live stream hands out the rest).
+create or replace function api.changes_between(since text, until text) returns jsonb
+language sql stable security definer set search_path = ''
+begin atomic
+  select bj.changes(bj.parse_cursor(changes_between.since), bj.parse_cursor(changes_between.until));
+end;
+grant execute on function api.changes_between(text, text) to anon, authenticated;
+comment on function api.changes_between(text, text) is
+  'Markets changed between two cursors returned by api.changes: {cursor, markets}. Errors: BJ021 (400).';

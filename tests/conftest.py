@@ -1,18 +1,28 @@
 """Fixtures: the run's database (created by scripts/test.sh, or here when pytest runs alone),
-connections as the owner and as client roles, and the invariant check after every test."""
+a superuser connection, fresh markets and traders, the HTTP server, and the invariant check
+after every test."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 ROOT = Path(__file__).resolve().parent.parent
+DB = [sys.executable, str(ROOT / "scripts" / "db.py")]
+SECRET = "test-secret-" + "x" * 40
 
 
 def _admin_url() -> str:
@@ -34,15 +44,118 @@ def with_dbname(url: str, dbname: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def db_url() -> str:
+def db_url() -> Iterator[str]:
     url = os.environ.get("BETJEE_TEST_DATABASE_URL")
-    if url:
-        yield url
-        return
-    name = f"betjee_pytest_{os.getpid()}"
-    db = [sys.executable, str(ROOT / "scripts" / "db.py")]
-    url = subprocess.run([*db, "create", ADMIN_URL, name], check=True, capture_output=True,
-                         text=True).stdout.strip()
-    subprocess.run([*db, "up", url], check=True)
+    created = None
+    if not url:
+        created = f"betjee_pytest_{os.getpid()}"
+        url = subprocess.run([*DB, "create", ADMIN_URL, created], check=True,
+                             capture_output=True, text=True).stdout.strip()
+        subprocess.run([*DB, "up", url], check=True, env={**os.environ, "BETJEE_JWT_SECRET": SECRET})
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("select bj.set_jwt_secret(%s)", [SECRET])
+        for key, value in (("bcrypt_cost", "4"), ("trade_cooldown_ms", "0"),
+                           ("signup_ip_max", "1000000")):
+            conn.execute("select admin.configure(%s, %s)", [key, value])
     yield url
-    subprocess.run([*db, "drop", ADMIN_URL, name], check=True)
+    if created:
+        subprocess.run([*DB, "drop", ADMIN_URL, created], check=True)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[psycopg.Connection]:
+    """A superuser connection in autocommit mode, rows as dicts."""
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+@pytest.fixture(autouse=True)
+def invariants(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test leaves admin.check_invariants() empty."""
+    yield
+    if "db_url" not in request.fixturenames:
+        return
+    url = request.getfixturevalue("db_url")
+    with psycopg.connect(url) as conn:
+        broken = conn.execute("select * from admin.check_invariants()").fetchall()
+    assert broken == [], f"invariants violated: {broken}"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def make_market(db: psycopg.Connection):
+    def make(outcomes: tuple[str, ...] = ("YES", "NO"), liquidity: float | str = 100,
+             fee_rate: str = "0.0167", pricing: str = "lmsr") -> str:
+        code = unique("m")
+        db.execute("select admin.create_market(%s, %s, %s, %s::numeric, %s::numeric, null, %s)",
+                   [code, code, list(outcomes), str(liquidity), fee_rate, pricing])
+        return code
+    return make
+
+
+@pytest.fixture
+def make_user(db: psycopg.Connection):
+    def make(ip: str | None = None) -> dict:
+        name = unique("u")
+        row = db.execute("select bj.signup(%s, 'password123', %s) as s", [name, ip]).fetchone()
+        return row["s"]
+    return make
+
+
+def rpc_sql(conn: psycopg.Connection, user_id: int | None, fn: str, **args) -> dict:
+    """Call api.<fn> as the HTTP layer would: role and claims set for one transaction."""
+    from psycopg import sql
+    query = sql.SQL("select api.{}({}) as r").format(
+        sql.Identifier(fn),
+        sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in args))
+    values = [Jsonb(v) if isinstance(v, dict) else v for v in args.values()]
+    with conn.transaction():
+        role = "authenticated" if user_id else "anon"
+        claims = f'{{"sub": "{user_id}", "role": "authenticated"}}' if user_id else ""
+        conn.execute("select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+                     [role, claims])
+        row = conn.execute(query, values).fetchone()
+    return row[0] if not isinstance(row, dict) else row["r"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(db_url: str, **env: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "uvicorn"), "api.app:app", "--host", "127.0.0.1",
+         "--port", str(port), "--no-access-log", "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, "BETJEE_DATABASE_URL": db_url, "BETJEE_JWT_SECRET": SECRET,
+                       "BETJEE_LOG_LEVEL": "WARNING", **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/healthz", timeout=5).status_code in (200, 503):
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not start: " + proc.stderr.read().decode())
+
+
+@pytest.fixture(scope="session")
+def server(db_url: str) -> Iterator[str]:
+    proc, base = start_server(db_url)
+    yield base
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def http(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=10) as client:
+        yield client

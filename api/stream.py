@@ -1,0 +1,115 @@
+"""Server-sent events of market changes.
+
+One dedicated connection (never a pooled one) LISTENs for schema changes and polls
+api.changes a few times a second, so trades never pay for a NOTIFY. Each batch of changes is
+one event whose id is the cursor it ends at; it fans out to per-subscriber bounded queues. A
+subscriber that falls behind is dropped rather than buffered without bound: it reconnects
+with Last-Event-ID and catches up from its cursor with api.changes_between, without gaps or
+repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import psycopg
+from psycopg import AsyncConnection
+
+log = logging.getLogger("betjee.stream")
+QUEUE_SIZE = 256
+HEARTBEAT_S = 15.0
+
+
+class Broadcaster:
+    def __init__(self, conninfo: str, interval: float, on_schema: Callable[[], Awaitable[None]]):
+        self.conninfo = conninfo
+        self.interval = interval
+        self.on_schema = on_schema
+        self.cursor: str | None = None
+        self.subscribers: set[Subscriber] = set()
+        self.ready = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._serve()
+            except asyncio.CancelledError:
+                raise
+            except (psycopg.Error, OSError) as exc:  # the database went away: retry
+                log.warning("stream connection lost: %s", exc)
+                await asyncio.sleep(1)
+
+    async def _serve(self) -> None:
+        async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+            await conn.execute("listen betjee_schema")
+            await conn.execute("set role anon")
+            if self.cursor is None:
+                self.cursor = await self._changes(conn, None)
+            self.ready.set()
+            while True:
+                notified = False
+                async for _ in conn.notifies(timeout=self.interval, stop_after=1):
+                    notified = True
+                if notified:
+                    await self.on_schema()
+                await self._changes(conn, self.cursor)
+
+    async def _changes(self, conn: AsyncConnection, since: str | None) -> str:
+        row = await (await conn.execute("select api.changes(%s)::text", [since])).fetchone()
+        batch = json.loads(row[0])
+        cursor = batch["cursor"]
+        if since is not None and batch["markets"]:
+            self._publish(since, cursor, row[0])
+        self.cursor = cursor
+        return cursor
+
+    def _publish(self, since: str, cursor: str, payload: str) -> None:
+        for sub in list(self.subscribers):
+            try:
+                sub.queue.put_nowait((since, cursor, payload))
+            except asyncio.QueueFull:  # too slow: drop it; it resumes from its cursor
+                sub.dropped = True
+                self.subscribers.discard(sub)
+
+    def subscribe(self) -> tuple[Subscriber, str | None]:
+        sub = Subscriber()
+        self.subscribers.add(sub)
+        return sub, self.cursor
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+
+class Subscriber:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue = asyncio.Queue(QUEUE_SIZE)
+        self.dropped = False
+
+
+def event(cursor: str, payload: str) -> str:
+    return f"id: {cursor}\nevent: changes\ndata: {payload}\n\n"
+
+
+async def events(broadcaster: Broadcaster, last_id: str | None,
+                 catch_up: Callable[[str, str], Awaitable[str]]) -> AsyncIterator[str]:
+    """A subscriber's stream: what it missed since last_id, then every live batch."""
+    await asyncio.wait_for(broadcaster.ready.wait(), timeout=10)
+    sub, live_from = broadcaster.subscribe()
+    try:
+        yield f"retry: 1000\nid: {last_id or live_from}\n\n"
+        if last_id is not None and live_from is not None and last_id != live_from:
+            payload = await catch_up(last_id, live_from)
+            if json.loads(payload)["markets"]:
+                yield event(live_from, payload)
+        while not (sub.dropped and sub.queue.empty()):
+            try:
+                _since, cursor, payload = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
+            except TimeoutError:
+                yield ": ping\n\n"
+                continue
+            yield event(cursor, payload)
+    finally:
+        broadcaster.unsubscribe(sub)

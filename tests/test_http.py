@@ -1,0 +1,176 @@
+"""The HTTP layer against the real server and database: PostgREST's wire conventions, every
+status of the mapping reached by a real request, tokens, and refusals that change nothing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import httpx
+import jwt
+import psycopg
+
+from tests.conftest import SECRET, start_server
+
+
+def signup(http: httpx.Client) -> dict:
+    from tests.conftest import unique
+    r = http.post("/api/v1/rpc/signup", json={"username": unique("h"), "password": "password123"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def state(db: psycopg.Connection) -> tuple:
+    return db.execute("""select (select count(*) from bj.ledger) as l, (select count(*) from bj.trades) as t,
+                                (select sum(balance) from bj.users) as b,
+                                (select string_agg(q::text, ',' order by id) from bj.markets) as q""").fetchone()
+
+
+def test_signup_trade_and_me_over_http(http, make_market):
+    market = make_market()
+    me = signup(http)
+    assert me["balance"] == 1000
+    quote = http.get("/api/v1/rpc/quote", params={"market": market, "outcome": "YES",
+                                                   "side": "buy", "shares": "10"}).json()
+    r = http.post("/api/v1/rpc/trade", headers=bearer(me["token"]),
+                  json={"market": market, "outcome": "YES", "side": "buy", "shares": 10})
+    assert r.status_code == 200, r.text
+    receipt = r.json()
+    assert receipt["total"] == quote["total"] == 5.210535
+    assert '"amount": 5.124948' in r.text, "numbers are rendered by PostgreSQL, not a float"
+    account = http.post("/rpc/me", headers=bearer(me["token"])).json()
+    assert account["positions"][0]["shares"] == 10
+
+
+def test_exact_decimals_survive_the_round_trip(http, make_market):
+    market = make_market()
+    me = signup(http)
+    r = http.post("/api/v1/rpc/trade", headers=bearer(me["token"]),
+                  content='{"market": "%s", "outcome": "NO", "side": "buy", "shares": 0.100001}' % market,
+                  ).json()
+    assert r["shares"] == 0.100001
+    r = http.post("/api/v1/rpc/trade", headers=bearer(me["token"]),
+                  json={"market": market, "outcome": "NO", "side": "buy", "shares": "0.0000001"})
+    assert r.status_code == 400 and r.json()["code"] == "BJ020"
+
+
+def test_every_status_of_the_mapping(http, make_market, db):
+    market = make_market()
+    me = signup(http)
+    auth = bearer(me["token"])
+    trade = {"market": market, "outcome": "YES", "side": "buy", "shares": 1}
+    cases = [
+        (http.post("/rpc/trade", headers=auth, json={**trade, "shares": "abc"}), 400, "22P02"),
+        (http.post("/rpc/trade", headers=auth, json={**trade, "outcome": "MAYBE"}), 400, "BJ011"),
+        (http.post("/rpc/trade", headers=auth, json={**trade, "bogus": 1}), 400, "PGRST102"),
+        (http.post("/rpc/trade", headers=auth, content=b"{not json"), 400, "PGRST102"),
+        (http.post("/rpc/trade", headers=auth, json=[1, 2]), 400, "PGRST102"),
+        (http.post("/rpc/trade", json=trade), 401, "42501"),
+        (http.post("/rpc/me", headers=bearer("x.y.z")), 401, "PGRST301"),
+        (http.post("/rpc/trade", headers=auth, json={**trade, "market": "nope"}), 404, "BJ010"),
+        (http.post("/rpc/no_such_function", json={}), 404, "PGRST202"),
+        (http.get("/rpc/trade", headers=auth, params=trade), 405, "PGRST101"),
+        (http.post("/rpc/trade", headers=auth, json={**trade, "shares": 100000}), 409, "BJ001"),
+        (http.post("/rpc/trade", headers=auth, json={**trade, "max_total": 0.1}), 409, "BJ003"),
+        (http.post("/rpc/trade", headers=auth, content=json.dumps(trade).encode() + b" " * 70000,
+                   ), 413, "PGRST413"),
+        (http.post("/rpc/trade", headers={**auth, "content-type": "text/plain"}, content=b"{}"),
+         415, "PGRST107"),
+    ]
+    for response, status, code in cases:
+        assert (response.status_code, response.json()["code"]) == (status, code), response.text
+        assert set(response.json()) == {"code", "message", "details", "hint"}
+    db.execute("select admin.close_market(%s)", [market])
+    r = http.post("/rpc/trade", headers=auth, json=trade)
+    assert (r.status_code, r.json()["code"]) == (409, "BJ002")
+
+
+def test_rate_limit_is_429(http, make_market, db):
+    market = make_market()
+    me = signup(http)
+    db.execute("select admin.configure('trade_cooldown_ms', '60000')")
+    try:
+        trade = {"market": market, "outcome": "YES", "side": "buy", "shares": 1}
+        assert http.post("/rpc/trade", headers=bearer(me["token"]), json=trade).status_code == 200
+        r = http.post("/rpc/trade", headers=bearer(me["token"]), json=trade)
+        assert (r.status_code, r.json()["code"]) == (429, "BJ030")
+    finally:
+        db.execute("select admin.configure('trade_cooldown_ms', '0')")
+
+
+def test_a_wiped_account_is_forbidden(http, db):
+    me = signup(http)
+    db.execute("select * from admin.wipe_users(%s)", [[me["username"]]])
+    r = http.post("/rpc/me", headers=bearer(me["token"]))
+    assert (r.status_code, r.json()["code"]) == (403, "BJ026")
+    r = http.post("/rpc/login", json={"username": me["username"], "password": "password123"})
+    assert (r.status_code, r.json()["code"]) == (403, "BJ026")
+
+
+def test_forged_expired_and_unsigned_tokens_are_refused(http, db, make_market):
+    me = signup(http)
+    claims = jwt.decode(me["token"], SECRET, algorithms=["HS256"])
+    market = make_market()
+    before = state(db)
+    now = int(time.time())
+    forged = jwt.encode({**claims}, "another-secret-" + "y" * 40, algorithm="HS256")
+    expired = jwt.encode({**claims, "iat": now - 100, "exp": now - 10}, SECRET, algorithm="HS256")
+    header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    unsigned = f"{header}.{body}."
+    elevated = jwt.encode({**claims, "role": "service_role"}, SECRET, algorithm="HS256")
+    for token in (forged, expired, unsigned, elevated, me["token"] + "x"):
+        r = http.post("/rpc/trade", headers=bearer(token),
+                      json={"market": market, "outcome": "YES", "side": "buy", "shares": 1})
+        assert r.status_code == 401, (token, r.text)
+        assert r.headers["www-authenticate"] == "Bearer"
+    assert state(db) == before, "a refused request changes nothing"
+
+
+def test_refused_calls_change_nothing(http, db, make_market):
+    market = make_market()
+    me = signup(http)
+    before = state(db)
+    for args in ({"shares": 100000}, {"shares": -1}, {"spend": 10, "shares": 1}, {"max_total": 0.01, "shares": 5}):
+        r = http.post("/rpc/trade", headers=bearer(me["token"]),
+                      json={"market": market, "outcome": "YES", "side": "buy", **args})
+        assert 400 <= r.status_code < 500
+    assert state(db) == before
+
+
+def test_get_runs_read_only_and_post_aliases(http, make_market):
+    market = make_market()
+    a = http.get("/api/v1/rpc/get_market", params={"market": market}).json()
+    b = http.post("/rpc/get_market", json={"market": market}).json()
+    assert a == b and a["code"] == market
+    assert [o["price"] for o in a["outcomes"]] == [0.5, 0.5]
+
+
+def test_openapi_describes_every_function_from_the_catalog(http, db):
+    doc = http.get("/api/v1/openapi.json").json()
+    names = {r["proname"] for r in db.execute(
+        "select proname from pg_proc where pronamespace = 'api'::regnamespace")}
+    assert {p.rsplit("/", 1)[1] for p in doc["paths"]} == names
+    trade = doc["paths"]["/api/v1/rpc/trade"]["post"]
+    assert "slippage" in trade["description"]
+    assert set(trade["requestBody"]["content"]["application/json"]["schema"]["required"]) == {
+        "market", "outcome", "side"}
+    assert "get" in doc["paths"]["/api/v1/rpc/quote"] and "get" not in doc["paths"]["/api/v1/rpc/trade"]
+    page = http.get("/api/v1/docs")
+    assert page.status_code == 200 and "/api/v1/rpc/trade" in page.text
+
+
+def test_database_unreachable_is_503(db_url):
+    proc, base = start_server("host=127.0.0.1 port=1 dbname=nothing user=nobody connect_timeout=1")
+    try:
+        assert httpx.get(base + "/healthz", timeout=10).status_code == 503
+        r = httpx.post(base + "/rpc/get_market", json={"market": "x"}, timeout=15)
+        assert r.status_code == 503 and r.json()["code"] == "PGRST001"
+    finally:
+        proc.terminate()
+        proc.wait(10)
