@@ -1,0 +1,140 @@
+"""Many real connections at once: hot-market trading with shorts and stop cascades, one
+idempotency key raced by 16 calls, a cooldown raced by 20 trades, a signup limit raced by
+10 signups. No deadlock or serialization error may reach a client; money and shares are
+conserved exactly (and the invariant fixture replays the ledger afterwards)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import psycopg
+
+from tests.conftest import rpc_sql
+
+EXPECTED_REFUSALS = {"BJ001", "BJ020"}
+
+
+def race(n: int, fn) -> list:
+    """Run fn(i, conn) on n connections, released at once by a barrier."""
+    barrier = threading.Barrier(n)
+
+    def one(i: int, url: str):
+        with psycopg.connect(url, autocommit=True) as conn:
+            barrier.wait()
+            try:
+                return fn(i, conn)
+            except psycopg.Error as exc:
+                return exc
+    return one
+
+
+def run_all(n: int, url: str, fn) -> list:
+    one = race(n, fn)
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(lambda i: one(i, url), range(n)))
+
+
+def test_hot_markets_under_16_connections_conserve_money_and_shares(db, db_url, make_market, make_user):
+    markets = [make_market(), make_market(("A", "B", "C"), 50)]
+    users = [make_user()["user_id"] for _ in range(16)]
+    # stops everywhere, so cascades fire while others trade
+    for i, user in enumerate(users):
+        m = markets[i % 2]
+        outcome = "YES" if m == markets[0] else "A"
+        rpc_sql(db, user, "trade", market=m, outcome=outcome, side="buy", shares=Decimal(20))
+        rpc_sql(db, user, "place_order", market=m, outcome=outcome, kind="stop_loss",
+                shares=Decimal(20), trigger_price=Decimal("0.3"))
+    outcomes = {markets[0]: ["YES", "NO"], markets[1]: ["A", "B", "C"]}
+    deadline = time.monotonic() + 5
+    errors: Counter = Counter()
+    done = Counter()
+
+    def trader(i: int, conn: psycopg.Connection) -> None:
+        rng = random.Random(i)
+        while time.monotonic() < deadline:
+            m = rng.choice(markets)
+            args = {"market": m, "outcome": rng.choice(outcomes[m]),
+                    "side": rng.choice(["buy", "buy", "sell"]),
+                    "shares": Decimal(rng.randint(1, 40_000_000)) / 1_000_000}
+            try:
+                r = rpc_sql(conn, users[i], "trade", **args)
+                done["trades"] += 1 + len(r["triggered"])
+                done["fired"] += len(r["triggered"])
+            except psycopg.Error as exc:
+                errors[exc.sqlstate] += 1
+                assert exc.sqlstate in EXPECTED_REFUSALS, f"{exc.sqlstate}: {exc}"
+
+    results = run_all(16, db_url, trader)
+    assert [r for r in results if r is not None] == []
+    assert not (set(errors) - EXPECTED_REFUSALS)
+    assert done["trades"] > 100, done
+    print(f"{done['trades']} trades ({done['fired']} fired by stops), refusals {dict(errors)}")
+    # money: every coin is somewhere, and the caches agree with each other
+    row = db.execute("""
+      select (select sum(balance) from bj.users) + (select sum(amount) from bj.collateral)
+           + (select sum(pool) from bj.markets) as held,
+             (select coalesce(sum(amount) filter (where debit = 'house'), 0)
+                   - coalesce(sum(amount) filter (where credit = 'house'), 0)
+                   + coalesce(sum(amount) filter (where debit = 'fees'), 0)
+                   - coalesce(sum(amount) filter (where credit = 'fees'), 0)
+                   + coalesce(sum(amount) filter (where debit = 'burn'), 0)
+                   - coalesce(sum(amount) filter (where credit = 'burn'), 0)
+                from bj.ledger where asset = 'coin') as outside""").fetchone()
+    assert row["held"] + row["outside"] == 0
+    # shares: each market's outstanding quantity is exactly what the traders hold
+    for m in markets:
+        q = db.execute("select q from bj.markets where code = %s", [m]).fetchone()["q"]
+        held = db.execute("""select array_agg(coalesce(s, 0) order by o) as h
+                               from generate_series(1, %s) o
+                               left join (select outcome, sum(shares) s from bj.positions p
+                                           join bj.markets m on m.id = p.market_id and m.code = %s
+                                          group by outcome) x on x.outcome = o""",
+                          [len(q), m]).fetchone()["h"]
+        assert [Decimal(x) for x in q] == [Decimal(x) for x in held]
+
+
+def test_sixteen_calls_with_one_idempotency_key_trade_once(db, db_url, make_market, make_user):
+    market, user = make_market(), make_user()["user_id"]
+    results = run_all(16, db_url, lambda i, conn: rpc_sql(
+        conn, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(3),
+        idempotency_key="same-key"))
+    assert all(isinstance(r, dict) for r in results), results
+    assert len({r["trade_id"] for r in results}) == 1
+    assert sum(1 for r in results if not r.get("replayed")) == 1
+    count = db.execute("select count(*) as c from bj.trades where user_id = %s", [user]).fetchone()
+    assert count["c"] == 1
+
+
+def test_twenty_simultaneous_trades_under_a_cooldown_let_one_through(db, db_url, make_market, make_user):
+    market, user = make_market(), make_user()["user_id"]
+    db.execute("select admin.configure('trade_cooldown_ms', '30000')")
+    try:
+        results = run_all(20, db_url, lambda i, conn: rpc_sql(
+            conn, user, "trade", market=market, outcome="NO", side="buy", shares=Decimal(1)))
+    finally:
+        db.execute("select admin.configure('trade_cooldown_ms', '0')")
+    ok = [r for r in results if isinstance(r, dict)]
+    refused = [r.sqlstate for r in results if isinstance(r, psycopg.Error)]
+    assert len(ok) == 1
+    assert refused == ["BJ030"] * 19
+
+
+def test_ten_simultaneous_signups_from_one_address_let_the_limit_through(db, db_url):
+    db.execute("select admin.configure('signup_ip_max', '3')")
+    try:
+        results = run_all(10, db_url, lambda i, conn: conn.execute(
+            "select bj.signup(%s, 'password123', '203.0.113.7')",
+            [f"race{i}_{time.time_ns() % 10**9}"]).fetchone())
+        flagged = db.execute("select accounts from admin.flagged_ips where ip = '203.0.113.7'").fetchone()
+    finally:
+        db.execute("select admin.configure('signup_ip_max', '1000000')")
+    ok = [r for r in results if not isinstance(r, psycopg.Error)]
+    refused = [r.sqlstate for r in results if isinstance(r, psycopg.Error)]
+    assert len(ok) == 3
+    assert refused == ["BJ031"] * 7
+    assert flagged["accounts"] == 3, "the address is flagged for review"
