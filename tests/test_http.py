@@ -51,7 +51,7 @@ def test_exact_decimals_survive_the_round_trip(http, make_market):
     market = make_market()
     me = signup(http)
     r = http.post("/api/v1/rpc/trade", headers=bearer(me["token"]),
-                  content='{"market": "%s", "outcome": "NO", "side": "buy", "shares": 0.100001}' % market,
+                  content=f'{{"market": "{market}", "outcome": "NO", "side": "buy", "shares": 0.100001}}',
                   ).json()
     assert r["shares"] == 0.100001
     r = http.post("/api/v1/rpc/trade", headers=bearer(me["token"]),

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from tests.conftest import rpc_sql, unique
 from tests.model import Market, Refused
 
-shares = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal("400"), places=6)
-budgets = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("600"), places=6)
+shares = st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(400), places=6)
+budgets = st.decimals(min_value=Decimal("0.01"), max_value=Decimal(600), places=6)
 action = st.tuples(st.integers(0, 2), st.integers(0, 9), st.sampled_from(["buy", "sell", "spend"]),
                    shares, budgets)
 market_kind = st.sampled_from([(("YES", "NO"), "100", "0.0167"), (("A", "B", "C"), "50", "0.05"),
