@@ -54,4 +54,4 @@ lint: db
 
 bench: deps
 	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
-	@BETJEE_ADMIN_URL="$(DBURL)" scripts/bench.sh
+	@BETJEE_ADMIN_URL="$(DBURL)" $(PY) scripts/bench.py

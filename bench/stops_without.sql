@@ -1,0 +1,4 @@
+-- The trade alone: bj.execute_trade, no stop check.
+\set u random(51, 200)
+\set s random(0, 1)
+select bj.execute_trade(:u, 'stops', 'NO', case :s::int when 0 then 'buy' else 'sell' end, 1, null);

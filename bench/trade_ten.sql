@@ -1,0 +1,8 @@
+-- api.trade spread over ten markets.
+\set u random(1, 200)
+\set s random(0, 1)
+\set m random(1, 10)
+begin;
+select set_config('role', 'authenticated', true), set_config('request.jwt.claims', '{"sub": "' || :u::text || '"}', true);
+select api.trade(market => 'm' || :m::text, outcome => 'YES', side => case :s::int when 0 then 'buy' else 'sell' end, shares => 1);
+commit;

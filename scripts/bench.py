@@ -1,0 +1,218 @@
+"""make bench: every figure as a ratio against a baseline measured in the same run.
+
+1. SQL path (pgbench): the bare transaction of a trade's shape, api.trade on one hot market
+   and on ten markets, and the trade with and without the stop check (50 uncrossed orders).
+2. HTTP path: 32 and 128 concurrent clients trading on the hot market, against the SQL rate.
+3. Stream: 1,000 subscribers while trades commit at 100/s: delivery delay and server memory.
+
+Runs on a throw-away database; BENCH_SECONDS sets each pgbench run's length (default 8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import db as dbtool
+
+SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+SECRET = os.environ.get("BETJEE_JWT_SECRET") or "bench-secret-" + "b" * 40
+
+
+def pgbench(url: str, script: str, clients: int) -> float:
+    env = {**os.environ}
+    for line in subprocess.run([sys.executable, str(ROOT / "scripts" / "db.py"), "env", url],
+                               capture_output=True, text=True, check=True).stdout.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value.strip("'")
+    out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
+                          "-T", str(SECONDS), "-f", str(ROOT / "bench" / script)],
+                         env=env, capture_output=True, text=True, check=False)
+    match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out.stdout)
+    if not match or out.returncode != 0:
+        raise SystemExit(f"pgbench {script} failed:\n{out.stdout}\n{out.stderr}")
+    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
+    if failed and int(failed.group(1)):
+        raise SystemExit(f"pgbench {script}: {failed.group(1)} failed transactions")
+    return float(match.group(1))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(url: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "uvicorn"), "api.app:app", "--port", str(port),
+         "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "1"],
+        cwd=ROOT, env={**os.environ, "BETJEE_DATABASE_URL": url, "BETJEE_JWT_SECRET": SECRET,
+                       "BETJEE_POOL": "20", "BETJEE_LOG_LEVEL": "WARNING"})
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit("the server did not start")
+
+
+def token(user: int) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": str(user), "role": "authenticated", "iat": now, "exp": now + 3600},
+                      SECRET, algorithm="HS256")
+
+
+async def http_load(base: str, clients: int) -> tuple[float, float, int]:
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + SECONDS
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+        async def one(i: int) -> None:
+            nonlocal errors
+            headers = {"Authorization": f"Bearer {token(1 + i % 200)}"}
+            n = 0
+            while time.monotonic() < deadline:
+                body = {"market": "hot", "outcome": "YES", "side": "buy" if n % 2 else "sell",
+                        "shares": 1}
+                started = time.perf_counter()
+                r = await client.post("/api/v1/rpc/trade", json=body, headers=headers)
+                latencies.append(time.perf_counter() - started)
+                errors += r.status_code != 200
+                n += 1
+        started = time.monotonic()
+        await asyncio.gather(*(one(i) for i in range(clients)))
+        elapsed = time.monotonic() - started
+    p99 = statistics.quantiles(latencies, n=100)[98] * 1000
+    return len(latencies) / elapsed, p99, errors
+
+
+async def stream_load(base: str, url: str, pid: int, subscribers: int = 1000,
+                      rate: float = 100, seconds: float = 10) -> tuple[float, float, int, int]:
+    committed: dict[int, float] = {}
+    seen: list[dict[int, float]] = [{} for _ in range(subscribers)]
+    ready = asyncio.Event()
+    connected = 0
+    limits = httpx.Limits(max_connections=subscribers + 10)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        async def subscriber(i: int) -> None:
+            nonlocal connected
+            async with client.stream("GET", "/api/v1/stream") as r:
+                connected += 1
+                if connected == subscribers:
+                    ready.set()
+                async for line in r.aiter_lines():
+                    if line.startswith("data: ") and '"hot"' in line:
+                        version = _hot_version(line)
+                        seen[i].setdefault(version, time.perf_counter())
+                    if stop.is_set():
+                        return
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(subscriber(i)) for i in range(subscribers)]
+        await asyncio.wait_for(ready.wait(), 60)
+        with psycopg.connect(url, autocommit=True) as conn:
+            end = time.monotonic() + seconds
+            n = 0
+            while time.monotonic() < end:
+                tick = time.monotonic()
+                conn.execute("select bj.trade(7, 'hot', 'YES', %s, 1, null, null, null, null)",
+                             ["buy" if n % 2 else "sell"])
+                version = conn.execute("select version from bj.markets where code = 'hot'").fetchone()[0]
+                committed[version] = time.perf_counter()
+                n += 1
+                await asyncio.sleep(max(0, 1 / rate - (time.monotonic() - tick)))
+        await asyncio.sleep(1.5)
+        rss = _rss(pid)
+        stop.set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    delays = []
+    missed = 0
+    for views in seen:
+        versions = sorted(views)
+        for version, at in committed.items():
+            later = [views[v] for v in versions if v >= version]
+            if not later:
+                missed += 1
+                continue
+            delays.append(min(later) - at)
+    p50 = statistics.median(delays) * 1000
+    p99 = statistics.quantiles(delays, n=100)[98] * 1000
+    return p50, p99, missed, rss
+
+
+def _hot_version(line: str) -> int:
+    for market in json.loads(line[6:])["markets"]:
+        if market["code"] == "hot":
+            return market["version"]
+    return -1
+
+
+def _rss(pid: int) -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", text).group(1)) // 1024
+
+
+def main() -> None:
+    admin_url = os.environ["BETJEE_ADMIN_URL"]
+    name = "betjee_bench"
+    url = subprocess.run([sys.executable, str(ROOT / "scripts" / "db.py"), "create", admin_url, name],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        os.environ["BETJEE_JWT_SECRET"] = SECRET
+        dbtool.up(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute((ROOT / "bench" / "setup.sql").read_text())
+        print(f"each run {SECONDS} s, 8 clients unless said; rates in transactions per second")
+        bare = pgbench(url, "bare.sql", 8)
+        hot = pgbench(url, "trade_hot.sql", 8)
+        ten = pgbench(url, "trade_ten.sql", 8)
+        without = pgbench(url, "stops_without.sql", 8)
+        with_stops = pgbench(url, "stops_with.sql", 8)
+        rows = [("bare transaction (baseline)", bare, 1.0),
+                ("api.trade, one hot market", hot, hot / bare),
+                ("api.trade, ten markets", ten, ten / bare),
+                ("trade without stop check", without, 1.0),
+                ("trade with stop check (50 open orders)", with_stops, with_stops / without)]
+        proc, base = serve(url)
+        try:
+            for clients in (32, 128):
+                rate, p99, errors = asyncio.run(http_load(base, clients))
+                label = f"HTTP api.trade, hot, {clients} clients (p99 {p99:.0f} ms, {errors} errors)"
+                rows.append((label, rate, rate / hot))
+            p50, p99, missed, rss = asyncio.run(stream_load(base, url, proc.pid))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+        print(f"{'':62} {'rate':>9} {'ratio':>7}")
+        for label, rate, ratio in rows:
+            print(f"{label:62} {rate:9.0f} {ratio:7.2f}")
+        print(f"stop check overhead: {(1 - with_stops / without) * 100:.1f} % of a trade")
+        print(f"stream: 1000 subscribers, 100 trades/s: delivery p50 {p50:.0f} ms, p99 {p99:.0f} ms,"
+              f" {missed} updates missed, server RSS {rss} MiB")
+    finally:
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "db.py"), "drop", admin_url, name],
+                       check=True)
+
+
+if __name__ == "__main__":
+    main()
