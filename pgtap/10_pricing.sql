@@ -1,7 +1,7 @@
 -- sql/10_pricing.sql: the known LMSR values of DESIGN.md, the rounding direction, spend budgets.
 begin;
 \ir helpers/setup.psql
-select plan(16);
+select plan(17);
 
 select is(round(bj.lmsr_cost('{10,0}', 100) - bj.lmsr_cost('{0,0}', 100), 9), 5.124947951,
           'buying 10 YES at b=100 from (0,0) costs 100·ln((e^0.1+1)/2)');
@@ -22,6 +22,8 @@ select is((bj.price_trade('lmsr', '{0,0}', 100, 0.0167, 1, 'buy', 10, null)).fee
           'a fee rounds up (5.124948 × 0.0167 = 0.08558663)');
 select is((bj.price_trade('lmsr', '{10,0}', 100, 0.0167, 1, 'sell', 10, null)).amount, 5.124947::numeric,
           'selling the same 10 back returns the amount rounded down');
+select is((bj.price_trade('lmsr', '{0,0}', 100, 0, 1, 'buy', 100000, null)).amount, 99930.685282::numeric,
+          'a trade far beyond b stays exact: 100000 − 100·ln 2, rounded up');
 select ok((bj.price_trade('lmsr', '{0,0}', 100, 0, 1, 'buy', 0.000001, null)).amount > 0,
           'even a millionth of a share costs something');
 

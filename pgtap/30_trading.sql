@@ -11,7 +11,7 @@ select tests.user('alice') as alice, tests.user('bob') as bob \gset
 -- a quote equals the trade that follows it, to the last digit
 select bj.quote('t1', 'YES', 'buy', 10, null) as q1 \gset
 select bj.trade(:alice, 't1', 'YES', 'buy', 10, null, null, null, null) as r1 \gset
-select is((:'r1'::jsonb) - '{trade_id,market,outcome,side,balance,locked,position,triggered,root_trade_id,order_id}'::text[] - 'price_before',
+select is((:'r1'::jsonb) - '{trade_id,market,outcome,side,balance,locked,position,triggered,root_trade_id,order_id,prices_after}'::text[],
           (:'q1'::jsonb) - '{market,outcome,side,price_before}'::text[], 'the quote equals the trade');
 select is((:'r1'::jsonb ->> 'total')::numeric, 5.210535, 'buying 10 YES at b=100 costs 5.124948 + fee 0.085587');
 select is((select balance::numeric from bj.users where id = :alice), 1000 - 5.210535, 'the balance is debited the total');

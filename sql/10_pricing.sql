@@ -66,6 +66,32 @@ begin
   return round(p_b * (v_m + v_a + ln(v_s - (v_s - v_ej) * bj.wexp(-v_a))) - p_q[p_j], 30);
 end $$;
 
+-- Moving outcome j by delta shares in one pass: its cost C(q') − C(q) and the prices at q'.
+-- Each side is shifted by its own maximum (log-sum-exp); when the maximum does not move, the
+-- exponentials of the other outcomes are shared.
+create or replace function bj.lmsr_move(p_q numeric[], p_b numeric, p_j int, p_delta numeric,
+                                        out cost numeric, out prices numeric[])
+language plpgsql immutable strict parallel safe set search_path = '' as $$
+declare
+  v_after numeric[] := p_q;
+  v_m0 numeric := (select max(v) from unnest(p_q) v) / p_b;
+  v_m1 numeric;
+  v_e numeric[] := array(select bj.wexp(v / p_b - v_m0) from unnest(p_q) v);
+  v_s0 numeric := (select sum(e) from unnest(v_e) e);
+  v_s1 numeric;
+begin
+  v_after[p_j] := p_q[p_j] + p_delta;
+  v_m1 := (select max(v) from unnest(v_after) v) / p_b;
+  if v_m1 = v_m0 then
+    v_e[p_j] := bj.wexp(v_after[p_j] / p_b - v_m1);
+  else
+    v_e := array(select bj.wexp(v / p_b - v_m1) from unnest(v_after) v);
+  end if;
+  v_s1 := (select sum(e) from unnest(v_e) e);
+  cost := round(p_b * (v_m1 + ln(v_s1) - v_m0 - ln(v_s0)), 30);
+  prices := array(select round(e / v_s1, 30) from unnest(v_e) e);
+end $$;
+
 ---------------------------------------------------------------------------------------------
 -- The v1 sigmoid bonding curve: each outcome's price rises with its own shares,
 -- p(x) = floor + (cap − floor) / (1 + e^(−(x − midpoint)/b)), floor 0.01, cap 0.99,
@@ -137,14 +163,17 @@ return array(select least(greatest(round(p, 9), 0.000000001), 0.999999999) from 
 -- both api.quote and api.trade. Buying s shares costs amount = ceil(C(q + s) − C(q)) plus
 -- fee = ceil(amount · fee_rate); selling returns amount = floor(C(q) − C(q − s)) less the fee.
 -- A spend budget (buys only) buys the most shares whose total stays within it.
+drop function if exists bj.price_trade(text, numeric[], numeric, numeric, int, text, numeric, numeric);
 create or replace function bj.price_trade(
   p_pricing text, p_q numeric[], p_b numeric, p_fee_rate numeric, p_j int, p_side text,
   p_shares numeric, p_spend numeric,
   out shares numeric, out amount numeric, out fee numeric, out total numeric,
-  out q_after numeric[], out prices_before numeric[], out prices_after numeric[])
+  out q_after numeric[], out prices_after numeric[])
 language plpgsql immutable parallel safe set search_path = '' as $$
 declare
   v_sign int := case p_side when 'buy' then 1 else -1 end;
+  v_move record;
+  v_cost numeric;
 begin
   if p_side is null or p_side not in ('buy', 'sell') then
     perform bj.raise('BJ021', 'side must be buy or sell');
@@ -183,20 +212,26 @@ begin
     shares := p_shares;
   end if;
 
+  q_after := p_q;
+  q_after[p_j] := p_q[p_j] + v_sign * shares;
+  if p_pricing = 'lmsr' then
+    v_move := bj.lmsr_move(p_q, p_b, p_j, v_sign * shares);
+    v_cost := v_move.cost;
+    prices_after := v_move.prices;
+  else
+    v_cost := bj.curve_cost(p_pricing, p_q, p_b, p_j, v_sign * shares);
+    prices_after := bj.curve_prices(p_pricing, q_after, p_b);
+  end if;
   if p_side = 'buy' then
-    amount := bj.ceil6(bj.curve_cost(p_pricing, p_q, p_b, p_j, shares));
+    amount := bj.ceil6(v_cost);
     fee := bj.ceil6(amount * p_fee_rate);
     total := amount + fee;
   else
-    amount := bj.floor6(-bj.curve_cost(p_pricing, p_q, p_b, p_j, -shares));
+    amount := bj.floor6(-v_cost);
     fee := bj.ceil6(amount * p_fee_rate);
     total := amount - fee;
     if total <= 0 then
       perform bj.raise('BJ020', 'the sale is too small to return anything');
     end if;
   end if;
-  q_after := p_q;
-  q_after[p_j] := p_q[p_j] + v_sign * shares;
-  prices_before := bj.curve_prices(p_pricing, p_q, p_b);
-  prices_after := bj.curve_prices(p_pricing, q_after, p_b);
 end $$;

@@ -4,8 +4,9 @@
 -- collateral; the market's pool covers the payout of whichever outcome wins.
 
 -- A market past its close_at reads as closed at once, with no worker needed.
+-- (Its body is bound when created, so it needs no search_path; without one it is inlined.)
 create or replace function bj.market_status(p_market bj.markets) returns text
-language sql stable set search_path = ''
+language sql stable
 return case when p_market.status = 'open' and p_market.close_at <= clock_timestamp()
             then 'closed' else p_market.status end;
 
@@ -80,7 +81,7 @@ begin
     'shares', v_t.shares::numeric(24, 6), 'amount', v_t.amount::numeric(24, 6),
     'fee', v_t.fee::numeric(24, 6), 'total', v_t.total::numeric(24, 6),
     'avg_price', round(v_t.total / v_t.shares, 9),
-    'price_before', (bj.display_prices(v_t.prices_before))[v_j],
+    'price_before', (bj.display_prices(bj.curve_prices(v_market.pricing, v_market.q, v_market.liquidity)))[v_j],
     'price_after', (bj.display_prices(v_t.prices_after))[v_j]);
 end $$;
 
@@ -99,23 +100,21 @@ declare
   v_t record;
   v_now timestamptz;
   v_cooldown numeric;
-  v_position numeric;
+  v_held record;
   v_new_position numeric;
   v_required numeric;
-  v_locked numeric;
   v_delta numeric;
   v_cash numeric;
   v_pool numeric;
   v_trade_id bigint;
   v_journal bigint := nextval('bj.journal_seq');
-  v_share_asset text;
   v_prices numeric(12, 9)[];
 begin
   if p_max_total is not null and p_side = 'sell' or p_min_total is not null and p_side = 'buy' then
     perform bj.raise('BJ021', 'max_total bounds a buy, min_total a sell');
   end if;
 
-  -- 1. the market row, locked first
+  -- 1. the market row, locked first, and the terms of the trade in its state
   select * into v_market from bj.markets m where m.code = p_market for update;
   if not found then
     perform bj.raise('BJ010', p_market);
@@ -123,11 +122,11 @@ begin
   v_j := bj.outcome_index(v_market, p_outcome);
   v_t := bj.price_trade(v_market.pricing, v_market.q, v_market.liquidity, v_market.fee_rate, v_j,
                         p_side, p_shares, p_spend);
-  if bj.market_status(v_market) <> 'open' then
+  if v_market.status <> 'open' or v_market.close_at <= clock_timestamp() then
     perform bj.raise('BJ002', format('%s is %s', v_market.code, bj.market_status(v_market)));
   end if;
 
-  -- 2. the trader's row
+  -- 2. the trader's row, then the cooldown
   select * into v_user from bj.users u where u.id = p_user for update;
   if not found or v_user.disabled_at is not null then
     perform bj.raise('BJ026');
@@ -148,21 +147,18 @@ begin
   end if;
 
   -- 4. the position, and the collateral its shorts need: the worst payout, max(0, −min_i pos_i)
-  select p.shares into v_position from bj.positions p
-   where p.user_id = p_user and p.market_id = v_market.id and p.outcome = v_j;
-  v_position := coalesce(v_position, 0);
-  v_new_position := v_position + case p_side when 'buy' then v_t.shares else -v_t.shares end;
+  select coalesce(max(p.shares) filter (where p.outcome = v_j), 0) as position,
+         coalesce(min(p.shares) filter (where p.outcome <> v_j), 0) as others,
+         coalesce((select c.amount from bj.collateral c
+                    where c.user_id = p_user and c.market_id = v_market.id), 0) as locked
+    into v_held
+    from bj.positions p where p.user_id = p_user and p.market_id = v_market.id;
+  v_new_position := v_held.position + case p_side when 'buy' then v_t.shares else -v_t.shares end;
   if v_new_position < 0 and v_market.pricing <> 'lmsr' then
-    perform bj.raise('BJ005', format('you hold %s shares of %s', v_position, p_outcome));
+    perform bj.raise('BJ005', format('you hold %s shares of %s', v_held.position, p_outcome));
   end if;
-  select greatest(0, -min(s)) into v_required from (
-    select case when p.outcome = v_j then v_new_position else p.shares end as s
-      from bj.positions p where p.user_id = p_user and p.market_id = v_market.id
-    union all select v_new_position) x;
-  select coalesce(max(c.amount), 0) into v_locked from bj.collateral c
-   where c.user_id = p_user and c.market_id = v_market.id;
-  v_delta := v_required - v_locked;
-
+  v_required := greatest(0, -least(v_new_position, v_held.others));
+  v_delta := v_required - v_held.locked;
   v_cash := v_user.balance + case p_side when 'buy' then -v_t.total else v_t.total end - v_delta;
   if v_cash < 0 then
     perform bj.raise('BJ001', format('needs %s, available %s',
@@ -173,52 +169,62 @@ begin
     perform bj.raise('BJ006', 'the market''s pool would not cover its payout');
   end if;
 
-  -- 5. write: trade, ledger, caches
+  -- 5. write it all in one statement: the trade, its ledger postings, and the caches
   v_prices := bj.display_prices(v_t.prices_after);
-  insert into bj.trades (market_id, user_id, outcome, side, shares, amount, fee, total,
-                         prices_after, root_trade_id, order_id)
-  values (v_market.id, p_user, v_j, p_side, v_t.shares, v_t.amount, v_t.fee, v_t.total,
-          v_prices, p_root, p_order)
-  returning id into v_trade_id;
-
-  v_share_asset := format('share:%s:%s', v_market.id, v_j);
-  insert into bj.ledger (journal, kind, asset, credit, debit, amount, user_id, market_id, trade_id)
-  select v_journal, l.kind, l.asset, l.credit, l.debit, l.amount, p_user, v_market.id, v_trade_id
-    from (values
-      ('trade', 'coin', format('cash:%s', p_user), format('pool:%s', v_market.id), v_t.amount, p_side = 'buy'),
-      ('fee', 'coin', format('cash:%s', p_user), 'fees', v_t.fee, p_side = 'buy'),
-      ('trade', v_share_asset, format('maker:%s:%s', v_market.id, v_j),
-                format('pos:%s:%s:%s', p_user, v_market.id, v_j), v_t.shares, p_side = 'buy'),
-      ('trade', 'coin', format('pool:%s', v_market.id), format('cash:%s', p_user), v_t.total, p_side = 'sell'),
-      ('fee', 'coin', format('pool:%s', v_market.id), 'fees', v_t.fee, p_side = 'sell'),
-      ('trade', v_share_asset, format('pos:%s:%s:%s', p_user, v_market.id, v_j),
-                format('maker:%s:%s', v_market.id, v_j), v_t.shares, p_side = 'sell'),
-      ('collateral', 'coin', format('cash:%s', p_user), format('coll:%s:%s', p_user, v_market.id), v_delta, v_delta > 0),
-      ('collateral', 'coin', format('coll:%s:%s', p_user, v_market.id), format('cash:%s', p_user), -v_delta, v_delta < 0)
-    ) l(kind, asset, credit, debit, amount, applies)
-   where l.applies and l.amount > 0;
-
-  update bj.users u set balance = v_cash, last_trade_at = case when p_root is null then v_now else u.last_trade_at end
-   where u.id = p_user;
-  insert into bj.positions as p (user_id, market_id, outcome, shares, cost_basis)
-  values (p_user, v_market.id, v_j, v_new_position,
-          case p_side when 'buy' then v_t.total else -v_t.total end)
-  on conflict (user_id, market_id, outcome) do update
-     set shares = excluded.shares, cost_basis = p.cost_basis + excluded.cost_basis;
-  if v_delta <> 0 then
-    insert into bj.collateral as c (user_id, market_id, amount) values (p_user, v_market.id, v_required)
-    on conflict (user_id, market_id) do update set amount = excluded.amount;
-  end if;
-  update bj.markets m
-     set q = v_t.q_after, pool = v_pool, volume = m.volume + v_t.amount, version = m.version + 1
-   where m.id = v_market.id;
-  insert into bj.market_events (market_id, version) values (v_market.id, v_market.version + 1);
+  with trade as (
+    insert into bj.trades (market_id, user_id, outcome, side, shares, amount, fee, total,
+                           prices_after, root_trade_id, order_id)
+    values (v_market.id, p_user, v_j, p_side, v_t.shares, v_t.amount, v_t.fee, v_t.total,
+            v_prices, p_root, p_order)
+    returning id
+  ), postings as (
+    insert into bj.ledger (journal, kind, asset, credit, debit, amount, user_id, market_id, trade_id)
+    select v_journal, l.kind, l.asset, l.credit, l.debit, l.amount, p_user, v_market.id, trade.id
+      from trade, (values
+        -- a buy: cash pays the pool and the fee; the maker issues the shares
+        ('trade', 'coin', 'cash:' || p_user, 'pool:' || v_market.id, v_t.amount, p_side = 'buy'),
+        ('fee', 'coin', 'cash:' || p_user, 'fees', v_t.fee, p_side = 'buy'),
+        ('trade', format('share:%s:%s', v_market.id, v_j), format('maker:%s:%s', v_market.id, v_j),
+                  format('pos:%s:%s:%s', p_user, v_market.id, v_j), v_t.shares, p_side = 'buy'),
+        -- a sale: the pool pays the trader and the fee; the shares return to the maker
+        ('trade', 'coin', 'pool:' || v_market.id, 'cash:' || p_user, v_t.total, p_side = 'sell'),
+        ('fee', 'coin', 'pool:' || v_market.id, 'fees', v_t.fee, p_side = 'sell'),
+        ('trade', format('share:%s:%s', v_market.id, v_j), format('pos:%s:%s:%s', p_user, v_market.id, v_j),
+                  format('maker:%s:%s', v_market.id, v_j), v_t.shares, p_side = 'sell'),
+        -- collateral follows the worst payout of the trader's shorts
+        ('collateral', 'coin', 'cash:' || p_user, format('coll:%s:%s', p_user, v_market.id), v_delta, v_delta > 0),
+        ('collateral', 'coin', format('coll:%s:%s', p_user, v_market.id), 'cash:' || p_user, -v_delta, v_delta < 0)
+      ) l(kind, asset, credit, debit, amount, applies)
+     where l.applies and l.amount > 0
+  ), trader as (
+    update bj.users u set balance = v_cash,
+                          last_trade_at = case when p_root is null then v_now else u.last_trade_at end
+     where u.id = p_user
+  ), position as (
+    insert into bj.positions as p (user_id, market_id, outcome, shares, cost_basis)
+    values (p_user, v_market.id, v_j, v_new_position,
+            case p_side when 'buy' then v_t.total else -v_t.total end)
+    on conflict (user_id, market_id, outcome) do update
+       set shares = excluded.shares, cost_basis = p.cost_basis + excluded.cost_basis
+  ), collateral as (
+    insert into bj.collateral as c (user_id, market_id, amount)
+    select p_user, v_market.id, v_required where v_delta <> 0
+    on conflict (user_id, market_id) do update set amount = excluded.amount
+  ), market as (
+    update bj.markets m
+       set q = v_t.q_after, pool = v_pool, volume = m.volume + v_t.amount, version = m.version + 1
+     where m.id = v_market.id
+  ), event as (
+    insert into bj.market_events (market_id, version) values (v_market.id, v_market.version + 1)
+  )
+  select trade.id into v_trade_id from trade;
 
   return jsonb_build_object(
     'trade_id', v_trade_id, 'market', v_market.code, 'outcome', p_outcome, 'side', p_side,
     'shares', v_t.shares::numeric(24, 6), 'amount', v_t.amount::numeric(24, 6),
     'fee', v_t.fee::numeric(24, 6), 'total', v_t.total::numeric(24, 6),
     'avg_price', round(v_t.total / v_t.shares, 9), 'price_after', v_prices[v_j],
+    'prices_after', to_jsonb(v_prices),
     'balance', v_cash::numeric(24, 6), 'locked', v_required::numeric(24, 6),
     'position', v_new_position::numeric(24, 6), 'root_trade_id', p_root, 'order_id', p_order,
     'triggered', '[]'::jsonb);
@@ -251,8 +257,9 @@ begin
   end if;
   v_receipt := bj.execute_trade(p_user, p_market, p_outcome, p_side, p_shares, p_spend,
                                 p_max_total, p_min_total);
-  v_receipt := jsonb_set(v_receipt, '{triggered}',
-                         bj.run_cascade((v_receipt ->> 'trade_id')::bigint));
+  v_receipt := jsonb_set(v_receipt, '{triggered}', bj.run_cascade(
+    (v_receipt ->> 'trade_id')::bigint, p_market,
+    array(select jsonb_array_elements_text(v_receipt -> 'prices_after')::numeric)));
   if p_key is not null then
     update bj.idempotency i set response = v_receipt where i.user_id = p_user and i.key = p_key;
   end if;

@@ -9,19 +9,25 @@
 -- Invariant kept here: an order fires at most once; a fired order that cannot execute is
 -- cancelled with its reason and never aborts the root trade.
 
--- True when the price has crossed the order's trigger.
-create or replace function bj.order_crossed(p_kind text, p_direction text, p_trigger numeric,
-                                            p_price numeric) returns boolean
-language sql immutable strict parallel safe
-return case when (p_kind = 'stop_loss') = (p_direction = 'long')
-            then p_price <= p_trigger else p_price >= p_trigger end;
+drop function if exists bj.order_crossed(text, text, numeric, numeric);
+drop function if exists bj.order_depth(text, text, numeric, numeric);
+drop function if exists bj.run_cascade(bigint);
 
--- How far past its trigger the price has moved (deeper means crossed earlier).
-create or replace function bj.order_depth(p_kind text, p_direction text, p_trigger numeric,
-                                          p_price numeric) returns numeric
-language sql immutable strict parallel safe
-return case when (p_kind = 'stop_loss') = (p_direction = 'long')
-            then p_trigger - p_price else p_price - p_trigger end;
+-- The open order of a market that the prices cross first: deepest past its trigger, then
+-- oldest. An order that fires on a fall is crossed when the price is at or below its trigger,
+-- one that fires on a rise when at or above; the index on (market, outcome, falls, trigger)
+-- answers "none" at once, which is the common case after a trade.
+create or replace function bj.first_crossed(p_market_id bigint, p_prices numeric[], p_skip bigint[])
+returns bj.orders
+language sql stable
+begin atomic
+  select o.* from bj.orders o
+    join unnest(p_prices) with ordinality pr(price, i) on o.outcome = pr.i
+   where o.market_id = p_market_id and o.status = 'open' and o.id <> all (p_skip)
+     and (o.falls and o.trigger_price >= pr.price or not o.falls and o.trigger_price <= pr.price)
+   order by case when o.falls then o.trigger_price - pr.price else pr.price - o.trigger_price end desc, o.id
+   limit 1;
+end;
 
 -- Place an order on a position the trader holds.
 create or replace function bj.place_order(p_user bigint, p_market text, p_outcome text,
@@ -34,6 +40,7 @@ declare
   v_position numeric;
   v_direction text;
   v_price numeric;
+  v_crossed boolean;
   v_order bj.orders;
 begin
   if p_kind is null or p_kind not in ('stop_loss', 'take_profit') then
@@ -55,7 +62,9 @@ begin
   end if;
   v_direction := case when v_position > 0 then 'long' else 'short' end;
   v_price := (bj.display_prices(bj.curve_prices(v_market.pricing, v_market.q, v_market.liquidity)))[v_j];
-  if bj.order_crossed(p_kind, v_direction, p_trigger, v_price) then
+  v_crossed := case when (p_kind = 'stop_loss') = (v_direction = 'long') then v_price <= p_trigger
+                    else v_price >= p_trigger end;
+  if v_crossed then
     perform bj.raise('BJ021', format('the price %s has already crossed %s: trade instead', v_price, p_trigger));
   end if;
   insert into bj.orders (user_id, market_id, outcome, kind, direction, shares, trigger_price)
@@ -95,12 +104,14 @@ begin
 end $$;
 
 -- Fire the crossed orders of the root trade's market, one at a time, up to max_cascade.
--- The caller holds the market row lock. Returns the fired trades' receipts.
-create or replace function bj.run_cascade(p_root bigint) returns jsonb
+-- The caller holds the market row lock and passes the prices its trade left.
+-- Returns the fired trades' receipts.
+create or replace function bj.run_cascade(p_root bigint, p_market text, p_prices numeric[])
+returns jsonb
 language plpgsql set search_path = '' as $$
 declare
-  v_market bj.markets;
-  v_prices numeric[];
+  v_market_id bigint := (select m.id from bj.markets m where m.code = p_market);
+  v_prices numeric[] := p_prices;
   v_order bj.orders;
   v_position numeric;
   v_receipt jsonb;
@@ -110,27 +121,20 @@ declare
   v_busy bigint[] := '{}';
   v_detail text;
 begin
-  select m.* into v_market from bj.markets m join bj.trades t on t.market_id = m.id
-   where t.id = p_root;
-  if not exists (select 1 from bj.orders o where o.market_id = v_market.id and o.status = 'open') then
-    return v_fired;
-  end if;
-  v_max := bj.setting('max_cascade')::int;
   loop
+    v_order := bj.first_crossed(v_market_id, v_prices, v_busy);
+    exit when v_order.id is null;
+    v_max := coalesce(v_max, bj.setting('max_cascade')::int);
     exit when v_count >= v_max;
-    select * into v_market from bj.markets m where m.id = v_market.id;
-    v_prices := bj.display_prices(bj.curve_prices(v_market.pricing, v_market.q, v_market.liquidity));
-    select o.* into v_order from bj.orders o
-     where o.market_id = v_market.id and o.status = 'open' and o.id <> all (v_busy)
-       and bj.order_crossed(o.kind, o.direction, o.trigger_price, v_prices[o.outcome])
-     order by bj.order_depth(o.kind, o.direction, o.trigger_price, v_prices[o.outcome]) desc, o.id
-     limit 1
-     for update skip locked;
-    exit when not found;
     v_count := v_count + 1;
     begin
-      -- never wait on another trader's row inside a cascade: a busy trader's order waits
-      -- for the market's next trade (this is what keeps cascades free of deadlocks)
+      -- claim the order; never wait on another trader's row inside a cascade: a busy
+      -- trader's order waits for the market's next trade (this keeps cascades deadlock-free)
+      perform 1 from bj.orders o where o.id = v_order.id and o.status = 'open' for update nowait;
+      if not found then
+        v_busy := v_busy || v_order.id;
+        continue;
+      end if;
       perform 1 from bj.users u where u.id = v_order.user_id for update nowait;
       select p.shares into v_position from bj.positions p
        where p.user_id = v_order.user_id and p.market_id = v_order.market_id and p.outcome = v_order.outcome;
@@ -140,12 +144,14 @@ begin
                                done_at = clock_timestamp() where o.id = v_order.id;
         continue;
       end if;
-      v_receipt := bj.execute_trade(v_order.user_id, v_market.code, v_market.outcomes[v_order.outcome],
+      v_receipt := bj.execute_trade(v_order.user_id, p_market,
+        (select m.outcomes[v_order.outcome] from bj.markets m where m.id = v_market_id),
         case v_order.direction when 'long' then 'sell' else 'buy' end,
         least(v_order.shares, abs(v_position)), null, null, null, p_root, v_order.id);
       update bj.orders o set status = 'filled', trade_id = (v_receipt ->> 'trade_id')::bigint,
                              done_at = clock_timestamp() where o.id = v_order.id;
       v_fired := v_fired || jsonb_build_array(v_receipt);
+      v_prices := array(select jsonb_array_elements_text(v_receipt -> 'prices_after')::numeric);
     exception
       when lock_not_available then
         v_busy := v_busy || v_order.id;
