@@ -10,10 +10,10 @@ DBURL = $(or $(DATABASE_URL),$(shell scripts/cluster.sh url))
 # The token signing secret, shared by the database and the HTTP layer.
 export BETJEE_JWT_SECRET := $(shell scripts/secret.sh)
 
-.PHONY: help deps db dburl psql stop migrate rollback seed run test lint bench
+.PHONY: help deps db dburl psql analyst stop migrate rollback seed run test lint bench
 
 help:
-	@echo "make run | test | db | dburl | psql | stop | migrate | rollback | lint | bench"
+	@echo "make run | test | db | dburl | psql | analyst | stop | migrate | rollback | lint | bench"
 
 deps:
 	@scripts/deps.sh
@@ -28,6 +28,10 @@ dburl:
 
 psql: db
 	@psql "$(DBURL)"
+
+# a read-only SQL shell as the analyst role (schema analytics)
+analyst: db
+	@psql "$$($(PY) -c 'import sys; from psycopg.conninfo import conninfo_to_dict as d, make_conninfo as m; p = d(sys.argv[1]); p.update(user="analyst"); p.pop("password", None); print(m(**p))' "$(DBURL)")"
 
 stop:
 	@scripts/cluster.sh stop

@@ -25,6 +25,7 @@ begin
 end $$;
 
 grant anon, authenticated to authenticator;
+alter role analyst set search_path = analytics;
 grant anon, authenticated, analyst, service_role to betjee_owner;
 
 do $$

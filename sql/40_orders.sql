@@ -13,21 +13,7 @@ drop function if exists bj.order_crossed(text, text, numeric, numeric);
 drop function if exists bj.order_depth(text, text, numeric, numeric);
 drop function if exists bj.run_cascade(bigint);
 
--- The open order of a market that the prices cross first: deepest past its trigger, then
--- oldest. An order that fires on a fall is crossed when the price is at or below its trigger,
--- one that fires on a rise when at or above; the index on (market, outcome, falls, trigger)
--- answers "none" at once, which is the common case after a trade.
-create or replace function bj.first_crossed(p_market_id bigint, p_prices numeric[], p_skip bigint[])
-returns bj.orders
-language sql stable
-begin atomic
-  select o.* from bj.orders o
-    join unnest(p_prices) with ordinality pr(price, i) on o.outcome = pr.i
-   where o.market_id = p_market_id and o.status = 'open' and o.id <> all (p_skip)
-     and (o.falls and o.trigger_price >= pr.price or not o.falls and o.trigger_price <= pr.price)
-   order by case when o.falls then o.trigger_price - pr.price else pr.price - o.trigger_price end desc, o.id
-   limit 1;
-end;
+drop function if exists bj.first_crossed(bigint, numeric[], bigint[]);
 
 -- Place an order on a position the trader holds.
 create or replace function bj.place_order(p_user bigint, p_market text, p_outcome text,
@@ -122,8 +108,16 @@ declare
   v_detail text;
 begin
   loop
-    v_order := bj.first_crossed(v_market_id, v_prices, v_busy);
-    exit when v_order.id is null;
+    -- the order the prices cross first: deepest past its trigger, then oldest. One that fires
+    -- on a fall is crossed at or below its trigger, one that fires on a rise at or above; the
+    -- index on (market, outcome, falls, trigger) answers "none" at once, the common case.
+    select o.* into v_order from bj.orders o
+      join unnest(v_prices) with ordinality pr(price, i) on o.outcome = pr.i
+     where o.market_id = v_market_id and o.status = 'open' and o.id <> all (v_busy)
+       and (o.falls and o.trigger_price >= pr.price or not o.falls and o.trigger_price <= pr.price)
+     order by case when o.falls then o.trigger_price - pr.price else pr.price - o.trigger_price end desc, o.id
+     limit 1;
+    exit when not found;
     v_max := coalesce(v_max, bj.setting('max_cascade')::int);
     exit when v_count >= v_max;
     v_count := v_count + 1;

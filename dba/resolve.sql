@@ -1,0 +1,26 @@
+-- Resolve a market to one winning outcome: every winning share pays 1.
+--   psql "$(make -s dburl)" -v market=21s1 -v outcome=YES -f dba/resolve.sql
+--   add -v dry_run=1 to see the payouts and commit nothing
+\set ON_ERROR_STOP on
+\if :{?market}
+\else
+  \echo 'usage: psql URL -v market=CODE -v outcome=NAME [-v dry_run=1] -f dba/resolve.sql'
+  \quit
+\endif
+\if :{?dry_run}
+\else
+  \set dry_run 0
+\endif
+begin;
+\echo 'Resolving' :market 'to' :outcome
+select code, title, status, volume from bj.markets where code = :'market';
+\echo 'Payouts (negative: paid by a short from its collateral):'
+select * from admin.preview_resolution(:'market', jsonb_build_object(:'outcome', 1));
+select admin.resolve_market(:'market', :'outcome') - 'outcomes' as result;
+\if :dry_run
+  rollback;
+  \echo 'dry run: nothing was committed'
+\else
+  commit;
+  \echo 'resolved'
+\endif

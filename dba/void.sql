@@ -1,0 +1,27 @@
+-- Void a market: every trader gets back what they put in, fees included.
+--   psql "$(make -s dburl)" -v market=21s1 -f dba/void.sql        (add -v dry_run=1 to rehearse)
+\set ON_ERROR_STOP on
+\if :{?market}
+\else
+  \echo 'usage: psql URL -v market=CODE [-v dry_run=1] -f dba/void.sql'
+  \quit
+\endif
+\if :{?dry_run}
+\else
+  \set dry_run 0
+\endif
+begin;
+\echo 'Voiding' :market '- balances before and after:'
+create temp table before on commit drop as
+  select u.id, u.username, u.balance from bj.users u
+   where u.id in (select t.user_id from bj.trades t join bj.markets m on m.id = t.market_id where m.code = :'market');
+select admin.void_market(:'market') - 'outcomes' as result;
+select b.username, b.balance as before, u.balance as after, u.balance - b.balance as refund
+  from before b join bj.users u on u.id = b.id order by refund desc, b.username;
+\if :dry_run
+  rollback;
+  \echo 'dry run: nothing was committed'
+\else
+  commit;
+  \echo 'voided'
+\endif

@@ -1,0 +1,50 @@
+"""The DBA's psql scripts in dba/: each prints what it does, and a dry run commits nothing."""
+
+from __future__ import annotations
+
+import subprocess
+from decimal import Decimal
+
+from tests.conftest import ROOT, rpc_sql
+
+
+def psql(url: str, script: str, **variables: str) -> str:
+    args = ["psql", url, "-X", "-f", str(ROOT / "dba" / script)]
+    for key, value in variables.items():
+        args += ["-v", f"{key}={value}"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True)
+    return out.stdout
+
+
+def test_resolve_script_previews_dry_runs_and_resolves(db_url, db, make_market, make_user):
+    market = make_market()
+    winner, loser = make_user()["user_id"], make_user()["user_id"]
+    rpc_sql(db, winner, "trade", market=market, outcome="YES", side="buy", shares=Decimal(10))
+    rpc_sql(db, loser, "trade", market=market, outcome="NO", side="buy", shares=Decimal(4))
+    balance = db.execute("select balance from bj.users where id = %s", [winner]).fetchone()["balance"]
+
+    out = psql(db_url, "resolve.sql", market=market, outcome="YES", dry_run="1")
+    assert "dry run: nothing was committed" in out and "10.000000" in out
+    assert db.execute("select status from bj.markets where code = %s", [market]).fetchone()["status"] == "open"
+
+    out = psql(db_url, "resolve.sql", market=market, outcome="YES")
+    assert "resolved" in out
+    assert db.execute("select balance from bj.users where id = %s", [winner]).fetchone()["balance"] == balance + 10
+    assert "all invariants hold" in psql(db_url, "check.sql")
+
+
+def test_void_script_refunds(db_url, db, make_market, make_user):
+    market, user = make_market(), make_user()["user_id"]
+    rpc_sql(db, user, "trade", market=market, outcome="NO", side="buy", shares=Decimal(7))
+    out = psql(db_url, "void.sql", market=market)
+    assert "voided" in out
+    assert db.execute("select balance from bj.users where id = %s", [user]).fetchone()["balance"] == 1000
+
+
+def test_create_and_close_scripts(db_url, db):
+    code = "dba" + str(abs(hash(db_url)) % 10**6)
+    psql(db_url, "create_market.sql", code=code, title="made by a DBA", outcomes="{A,B,C}", liquidity="50")
+    row = db.execute("select outcomes, liquidity from bj.markets where code = %s", [code]).fetchone()
+    assert row["outcomes"] == ["A", "B", "C"] and row["liquidity"] == 50
+    psql(db_url, "close_market.sql", market=code)
+    assert db.execute("select status from bj.markets where code = %s", [code]).fetchone()["status"] == "closed"
