@@ -6,7 +6,7 @@ from tests.conftest import ROOT
 
 
 def test_docs_list_every_error_code_with_its_status(db):
-    documented = dict(re.findall(r"^\| (BJ\d{3}) \| \w+ \| (\d{3}) \|", (ROOT / "docs" / "errors.md").read_text(), re.M))
+    documented = dict(re.findall(r"^\| (BJ\d{3}) \| \w+ \| (\d{3}) \|", (ROOT / "docs" / "errors.md").read_text(), re.MULTILINE))
     codes = {r["code"]: str(r["status"]) for r in db.execute("select code, status from bj.error_codes")}
     assert documented == codes
 
