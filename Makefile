@@ -57,5 +57,6 @@ lint: db
 	@BETJEE_ADMIN_URL="$(DBURL)" scripts/lint.sh
 
 bench: deps
+	@scripts/deps.sh bench
 	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
 	@BETJEE_ADMIN_URL="$(DBURL)" $(PY) scripts/bench.py

@@ -5,7 +5,7 @@
 2. HTTP path: 32 and 128 concurrent clients trading on the hot market, against the SQL rate.
 3. Stream: 1,000 subscribers while trades commit at 100/s: delivery delay and server memory.
 
-Runs on a throw-away database; BENCH_SECONDS sets each pgbench run's length (default 8).
+Runs on a throw-away database; BENCH_SECONDS sets each run's length (default 6).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import db as dbtool
 
-SECONDS = int(os.environ.get("BENCH_SECONDS", "8"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
 SECRET = os.environ.get("BETJEE_JWT_SECRET") or "bench-secret-" + "b" * 40
 
 
@@ -49,6 +49,14 @@ def pgbench(url: str, script: str, clients: int) -> float:
     if failed and int(failed.group(1)):
         raise SystemExit(f"pgbench {script}: {failed.group(1)} failed transactions")
     return float(match.group(1))
+
+
+def pair(url: str, first: str, second: str) -> tuple[float, float]:
+    a, b = [], []
+    for _ in range(2):
+        a.append(pgbench(url, first, 8))
+        b.append(pgbench(url, second, 8))
+    return statistics.mean(a), statistics.mean(b)
 
 
 def free_port() -> int:
@@ -80,29 +88,21 @@ def token(user: int) -> str:
                       SECRET, algorithm="HS256")
 
 
-async def http_load(base: str, clients: int) -> tuple[float, float, int]:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.monotonic() + SECONDS
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
-        async def one(i: int) -> None:
-            nonlocal errors
-            headers = {"Authorization": f"Bearer {token(1 + i % 200)}"}
-            n = 0
-            while time.monotonic() < deadline:
-                body = {"market": "hot", "outcome": "YES", "side": "buy" if n % 2 else "sell",
-                        "shares": 1}
-                started = time.perf_counter()
-                r = await client.post("/api/v1/rpc/trade", json=body, headers=headers)
-                latencies.append(time.perf_counter() - started)
-                errors += r.status_code != 200
-                n += 1
-        started = time.monotonic()
-        await asyncio.gather(*(one(i) for i in range(clients)))
-        elapsed = time.monotonic() - started
-    p99 = statistics.quantiles(latencies, n=100)[98] * 1000
-    return len(latencies) / elapsed, p99, errors
+def http_load(base: str, clients: int) -> tuple[float, float, int]:
+    """wrk against the server: requests per second, p99 latency (ms), non-200 answers."""
+    tokens = ",".join(token(1 + i) for i in range(2))
+    out = subprocess.run(["wrk", "-t2", f"-c{clients}", f"-d{SECONDS}s", "--latency",
+                          "-s", str(ROOT / "bench" / "trade.lua"), base],
+                         env={**os.environ, "BENCH_TOKENS": tokens}, capture_output=True,
+                         text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))
+    value, unit = re.search(r"99%\s+([0-9.]+)(us|ms|s)", out).groups()
+    p99 = float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: .*", out)
+    if errors:
+        print(errors.group(0))
+    return rate, p99, int(bad.group(1)) if bad else 0
 
 
 async def stream_load(base: str, url: str, pid: int, subscribers: int = 1000,
@@ -182,12 +182,12 @@ def main() -> None:
         dbtool.up(url)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute((ROOT / "bench" / "setup.sql").read_text())
-        print(f"each run {SECONDS} s, 8 clients unless said; rates in transactions per second")
-        bare = pgbench(url, "bare.sql", 8)
-        hot = pgbench(url, "trade_hot.sql", 8)
+        print(f"each run {SECONDS} s, 8 clients unless said; rates in transactions per second;"
+              " pairs alternate twice and average")
+        # each pair alternates twice, so drift in the machine's speed hits both sides alike
+        bare, hot = pair(url, "bare.sql", "trade_hot.sql")
         ten = pgbench(url, "trade_ten.sql", 8)
-        without = pgbench(url, "stops_without.sql", 8)
-        with_stops = pgbench(url, "stops_with.sql", 8)
+        without, with_stops = pair(url, "stops_without.sql", "stops_with.sql")
         rows = [("bare transaction (baseline)", bare, 1.0),
                 ("api.trade, one hot market", hot, hot / bare),
                 ("api.trade, ten markets", ten, ten / bare),
@@ -196,7 +196,7 @@ def main() -> None:
         proc, base = serve(url)
         try:
             for clients in (32, 128):
-                rate, p99, errors = asyncio.run(http_load(base, clients))
+                rate, p99, errors = http_load(base, clients)
                 label = f"HTTP api.trade, hot, {clients} clients (p99 {p99:.0f} ms, {errors} errors)"
                 rows.append((label, rate, rate / hot))
             p50, p99, missed, rss = asyncio.run(stream_load(base, url, proc.pid))

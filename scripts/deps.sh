@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 pkgs=(postgresql-15 postgresql-contrib postgresql-client-15 postgresql-15-pgtap
       libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check acl python3-venv)
+# `deps.sh bench` adds what make bench needs
+[ "${1:-}" = "bench" ] && pkgs+=(wrk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
