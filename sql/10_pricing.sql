@@ -20,10 +20,25 @@ return floor(p_x * 1000000) / 1000000;
 ---------------------------------------------------------------------------------------------
 -- LMSR: C(q) = b·ln Σ exp(q_i/b), by log-sum-exp; prices are the softmax of q/b.
 
+-- The largest element of an array (plain loops: a query per call would cost more than the math).
+create or replace function bj.array_max(p_values numeric[]) returns numeric
+language plpgsql immutable strict parallel safe set search_path = '' as $$
+declare
+  v_max numeric;
+  v_x numeric;
+begin
+  foreach v_x in array p_values loop
+    if v_max is null or v_x > v_max then
+      v_max := v_x;
+    end if;
+  end loop;
+  return v_max;
+end $$;
+
 create or replace function bj.lmsr_cost(p_q numeric[], p_b numeric) returns numeric
 language plpgsql immutable strict parallel safe set search_path = '' as $$
 declare
-  v_m numeric := (select max(v) from unnest(p_q) v) / p_b;
+  v_m numeric := bj.array_max(p_q) / p_b;
   v_sum numeric := 0;
   v_qi numeric;
 begin
@@ -36,25 +51,25 @@ end $$;
 create or replace function bj.lmsr_prices(p_q numeric[], p_b numeric) returns numeric[]
 language plpgsql immutable strict parallel safe set search_path = '' as $$
 declare
-  v_m numeric := (select max(v) from unnest(p_q) v) / p_b;
-  v_e numeric[] := '{}';
+  v_m numeric := bj.array_max(p_q) / p_b;
+  v_e numeric[] := p_q;
   v_sum numeric := 0;
-  v_qi numeric;
 begin
-  foreach v_qi in array p_q loop
-    v_e := v_e || bj.wexp(v_qi / p_b - v_m);
+  for i in 1 .. cardinality(p_q) loop
+    v_e[i] := bj.wexp(p_q[i] / p_b - v_m);
+    v_sum := v_sum + v_e[i];
   end loop;
-  select sum(e) into v_sum from unnest(v_e) e;
-  return array(select round(e / v_sum, 30) from unnest(v_e) e);
+  for i in 1 .. cardinality(p_q) loop
+    v_e[i] := round(v_e[i] / v_sum, 30);
+  end loop;
+  return v_e;
 end $$;
 
--- Shares of outcome j that an amount A buys, exactly: b·ln(e^(A/b)·S − R) − q_j with
--- S = Σ e^(q_i/b) and R = S − e^(q_j/b), written so that nothing overflows.
 create or replace function bj.lmsr_shares_for(p_q numeric[], p_b numeric, p_j int, p_amount numeric)
 returns numeric
 language plpgsql immutable strict parallel safe set search_path = '' as $$
 declare
-  v_m numeric := (select max(v) from unnest(p_q) v) / p_b;
+  v_m numeric := bj.array_max(p_q) / p_b;
   v_s numeric := 0;
   v_ej numeric := bj.wexp(p_q[p_j] / p_b - v_m);
   v_a numeric := p_amount / p_b;
@@ -73,23 +88,31 @@ create or replace function bj.lmsr_move(p_q numeric[], p_b numeric, p_j int, p_d
                                         out cost numeric, out prices numeric[])
 language plpgsql immutable strict parallel safe set search_path = '' as $$
 declare
+  v_n int := cardinality(p_q);
   v_after numeric[] := p_q;
-  v_m0 numeric := (select max(v) from unnest(p_q) v) / p_b;
+  v_m0 numeric := bj.array_max(p_q) / p_b;
   v_m1 numeric;
-  v_e numeric[] := array(select bj.wexp(v / p_b - v_m0) from unnest(p_q) v);
-  v_s0 numeric := (select sum(e) from unnest(v_e) e);
-  v_s1 numeric;
+  v_e numeric[] := p_q;
+  v_s0 numeric := 0;
+  v_s1 numeric := 0;
 begin
   v_after[p_j] := p_q[p_j] + p_delta;
-  v_m1 := (select max(v) from unnest(v_after) v) / p_b;
-  if v_m1 = v_m0 then
-    v_e[p_j] := bj.wexp(v_after[p_j] / p_b - v_m1);
-  else
-    v_e := array(select bj.wexp(v / p_b - v_m1) from unnest(v_after) v);
-  end if;
-  v_s1 := (select sum(e) from unnest(v_e) e);
+  v_m1 := bj.array_max(v_after) / p_b;
+  for i in 1 .. v_n loop
+    v_e[i] := bj.wexp(p_q[i] / p_b - v_m0);
+    v_s0 := v_s0 + v_e[i];
+  end loop;
+  for i in 1 .. v_n loop
+    if i = p_j or v_m1 <> v_m0 then
+      v_e[i] := bj.wexp(v_after[i] / p_b - v_m1);
+    end if;
+    v_s1 := v_s1 + v_e[i];
+  end loop;
   cost := round(p_b * (v_m1 + ln(v_s1) - v_m0 - ln(v_s0)), 30);
-  prices := array(select round(e / v_s1, 30) from unnest(v_e) e);
+  for i in 1 .. v_n loop
+    v_e[i] := round(v_e[i] / v_s1, 30);
+  end loop;
+  prices := v_e;
 end $$;
 
 ---------------------------------------------------------------------------------------------
@@ -155,8 +178,15 @@ end $$;
 
 -- Prices as clients see them: 9 places, strictly between 0 and 1.
 create or replace function bj.display_prices(p_prices numeric[]) returns numeric(12, 9)[]
-language sql immutable strict parallel safe
-return array(select least(greatest(round(p, 9), 0.000000001), 0.999999999) from unnest(p_prices) p);
+language plpgsql immutable strict parallel safe set search_path = '' as $$
+declare
+  v_out numeric(12, 9)[] := p_prices;
+begin
+  for i in 1 .. cardinality(p_prices) loop
+    v_out[i] := least(greatest(round(p_prices[i], 9), 0.000000001), 0.999999999);
+  end loop;
+  return v_out;
+end $$;
 
 ---------------------------------------------------------------------------------------------
 -- The exact terms of a trade on a market in its current state: the single computation behind

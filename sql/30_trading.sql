@@ -165,7 +165,7 @@ begin
       (case p_side when 'buy' then v_t.total else -v_t.total end + v_delta)::numeric(24, 6), v_user.balance));
   end if;
   v_pool := v_market.pool + case p_side when 'buy' then v_t.amount else -v_t.amount end;
-  if v_pool < (select max(x) from unnest(v_t.q_after) x) then
+  if v_pool < bj.array_max(v_t.q_after) then
     perform bj.raise('BJ006', 'the market''s pool would not cover its payout');
   end if;
 
