@@ -2,7 +2,7 @@
 -- every table and function, policies, and what each role can actually do.
 begin;
 \ir helpers/setup.psql
-select plan(186);
+select plan(181 + 5 * (select count(*)::int from pg_proc where pronamespace = 'api'::regnamespace));
 
 -- every table has RLS enabled and forced
 select is_empty($$ select c.relname from pg_class c where c.relnamespace = 'bj'::regnamespace
@@ -47,11 +47,15 @@ select is_empty($$
    where p.pronamespace in ('bj'::regnamespace, 'api'::regnamespace, 'admin'::regnamespace, 'auth'::regnamespace)
      and a.grantee = 0 and a.privilege_type = 'EXECUTE'
 $$, 'PUBLIC executes no project function');
-select function_privs_are('api', 'me', array[]::text[], 'authenticated', array['EXECUTE'], 'authenticated may call api.me');
-select function_privs_are('api', 'cancel_order', array['bigint'], 'authenticated', array['EXECUTE'], 'authenticated may call api.cancel_order');
-select function_privs_are('api', 'me', array[]::text[], 'anon', array[]::text[], 'anon may not call api.me');
-select function_privs_are('api', 'signup', array['text', 'text'], r, array['EXECUTE'], format('%s may sign up', r))
-  from unnest(array['anon', 'authenticated']) r;
+-- every api function, for every role: traders call all of them, visitors the public ones
+select function_privs_are('api', p.proname, array(select format_type(t, null) from unnest(p.proargtypes) t), r,
+         case when r = 'authenticated'
+                or r = 'anon' and p.proname not in ('me', 'trade', 'place_order', 'cancel_order', 'my_trades')
+              then array['EXECUTE'] else array[]::text[] end,
+         format('%s on api.%s', r, p.proname))
+  from pg_proc p cross join unnest(array['anon', 'authenticated', 'authenticator', 'analyst', 'service_role']) r
+ where p.pronamespace = 'api'::regnamespace
+ order by p.proname, r;
 select is_empty($$
   select p.oid::regprocedure::text from pg_proc p
    where p.pronamespace in ('bj'::regnamespace, 'api'::regnamespace, 'admin'::regnamespace, 'auth'::regnamespace, 'analytics'::regnamespace)

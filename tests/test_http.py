@@ -174,3 +174,51 @@ def test_database_unreachable_is_503(db_url):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_orders_over_http(http, make_market):
+    market = make_market()
+    me = signup(http)
+    auth = bearer(me["token"])
+    http.post("/rpc/trade", headers=auth, json={"market": market, "outcome": "YES", "side": "buy", "shares": 20})
+    order = http.post("/rpc/place_order", headers=auth, json={
+        "market": market, "outcome": "YES", "kind": "stop_loss", "shares": 20, "trigger_price": 0.4}).json()
+    assert order["status"] == "open" and order["direction"] == "long"
+    assert [o["order_id"] for o in http.post("/rpc/me", headers=auth).json()["orders"]] == [order["order_id"]]
+    cancelled = http.post("/rpc/cancel_order", headers=auth, json={"order_id": order["order_id"]}).json()
+    assert cancelled["status"] == "cancelled"
+    again = http.post("/rpc/cancel_order", headers=auth, json={"order_id": order["order_id"]})
+    assert (again.status_code, again.json()["code"]) == (409, "BJ007")
+    assert http.post("/rpc/me", headers=auth).json()["orders"] == []
+
+
+def test_a_migrated_function_is_served_without_a_restart(http, db):
+    db.execute("""create function api.ping(word text default 'pong') returns jsonb
+                  language sql stable security definer set search_path = ''
+                  return jsonb_build_object('echo', word)""")
+    try:
+        db.execute("grant execute on function api.ping(text) to anon")
+        db.execute("notify betjee_schema")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            r = http.get("/rpc/ping", params={"word": "hi"})
+            if r.status_code == 200:
+                break
+            time.sleep(0.1)
+        assert r.json() == {"echo": "hi"}
+    finally:
+        db.execute("drop function api.ping(text)")
+        db.execute("notify betjee_schema")
+
+
+def test_cors_allows_only_the_configured_origins(db_url):
+    proc, base = start_server(db_url, BETJEE_CORS_ORIGINS="https://app.example")
+    try:
+        preflight = {"Access-Control-Request-Method": "POST"}
+        ok = httpx.options(base + "/rpc/trade", headers={"Origin": "https://app.example", **preflight})
+        assert ok.headers.get("access-control-allow-origin") == "https://app.example"
+        other = httpx.options(base + "/rpc/trade", headers={"Origin": "https://evil.example", **preflight})
+        assert "access-control-allow-origin" not in other.headers
+    finally:
+        proc.terminate()
+        proc.wait(10)

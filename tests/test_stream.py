@@ -124,3 +124,21 @@ def test_a_reconnect_with_last_event_id_gets_exactly_what_it_missed(server, db_u
         assert versions[-1] == counts[i], "the last state seen is the final one"
     ids = [int(e) for e, _ in batches]
     assert ids == sorted(set(ids)), "event ids (cursors) only move forward"
+
+
+def test_a_slow_subscriber_is_dropped_not_buffered_without_bound():
+    import asyncio
+
+    from api import stream
+
+    async def scenario() -> tuple[bool, int, int]:
+        broadcaster = stream.Broadcaster("", 1.0, lambda: None)
+        broadcaster.cursor = "100"
+        broadcaster.ready.set()
+        slow, _ = broadcaster.subscribe()
+        for i in range(stream.QUEUE_SIZE + 5):
+            broadcaster._publish(str(100 + i), str(101 + i), '{"markets": [1]}')
+        return slow.dropped, slow.queue.qsize(), len(broadcaster.subscribers)
+
+    dropped, queued, remaining = asyncio.run(scenario())
+    assert dropped and queued == 256 and remaining == 0
