@@ -2,7 +2,7 @@
 -- its documented SQLSTATE and changes nothing, slippage, idempotency, and the ledger's guard.
 begin;
 \ir helpers/setup.psql
-select plan(41);
+select plan(46);
 
 select tests.market('t1') \gset
 select tests.market('t3', '{A,B,C}', 50, 0) \gset
@@ -75,6 +75,21 @@ select is((:'i2'::jsonb) - 'replayed', :'i1'::jsonb, 'a retry with the same key 
 select is((select count(*) from bj.trades where user_id = :bob and outcome = 1), 1::bigint, 'and trades nothing new');
 select throws_ok(format($$ select bj.trade(%s, 't3', 'A', 'buy', 2, null, null, null, 'key-1') $$, :bob), 'BJ004',
                  'this idempotency key was used with other arguments', 'the same key with other arguments is refused');
+
+-- the v1 sigmoid curve: no short sales, and the market maker refuses what it cannot cover
+select admin.create_market('sig', 'sigmoid', pricing => 'sigmoid') \gset
+select tests.user('sigma') as sigma \gset
+select bj.trade(:sigma, 'sig', 'YES', 'buy', 10, null, null, null, null) as sg \gset
+select is((:'sg'::jsonb ->> 'amount')::numeric, bj.ceil6(10 * (bj.sigmoid_price(0, 100) + bj.sigmoid_price(10, 100)) / 2),
+          'a sigmoid market prices at the average of start and end price');
+select throws_ok(format($$ select bj.trade(%s, 'sig', 'YES', 'sell', 20, null, null, null, null) $$, :sigma), 'BJ005', null,
+                 'a sigmoid market allows no short sale');
+select lives_ok(format($$ select bj.trade(%s, 'sig', 'YES', 'sell', 10, null, null, null, null) $$, :sigma),
+                'but sells what one holds');
+select tests.fund(:sigma, 100000) \gset
+select throws_ok(format($$ select bj.trade(%s, 'sig', 'NO', 'buy', 20000, null, null, null, null) $$, :sigma), 'BJ006', null,
+                 'the market maker refuses a trade its pool could not pay out');
+select is_empty('select * from admin.check_invariants()', 'invariants hold on the sigmoid market');
 
 -- the ledger is append-only, for the owner too
 set local role betjee_owner;
