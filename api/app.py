@@ -70,7 +70,7 @@ async def lifespan(app: Starlette):
     await refresh()
     app.state.refresh = refresh
     app.state.broadcaster = stream.Broadcaster(
-        conninfo, float(os.environ.get("BETJEE_STREAM_INTERVAL", "0.1")), refresh)
+        conninfo, int(os.environ.get("BETJEE_STREAM_INTERVAL_MS", "100")) / 1000, refresh)
     task = asyncio.create_task(app.state.broadcaster.run())
     yield
     task.cancel()

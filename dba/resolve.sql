@@ -7,20 +7,10 @@
   \echo 'usage: psql URL -v market=CODE -v outcome=NAME [-v dry_run=1] -f dba/resolve.sql'
   \quit
 \endif
-\if :{?dry_run}
-\else
-  \set dry_run 0
-\endif
-begin;
+\ir _begin.psql
 \echo 'Resolving' :market 'to' :outcome
 select code, title, status, volume from bj.markets where code = :'market';
 \echo 'Payouts (negative: paid by a short from its collateral):'
 select * from admin.preview_resolution(:'market', jsonb_build_object(:'outcome', 1));
 select admin.resolve_market(:'market', :'outcome') - 'outcomes' as result;
-\if :dry_run
-  rollback;
-  \echo 'dry run: nothing was committed'
-\else
-  commit;
-  \echo 'resolved'
-\endif
+\ir _end.psql

@@ -7,18 +7,8 @@
   \echo 'usage: psql URL -v market=CODE -v payouts=JSON [-v dry_run=1] -f dba/resolve_split.sql'
   \quit
 \endif
-\if :{?dry_run}
-\else
-  \set dry_run 0
-\endif
-begin;
+\ir _begin.psql
 \echo 'Resolving' :market 'to' :payouts
 select * from admin.preview_resolution(:'market', :'payouts'::jsonb);
 select admin.resolve_market_split(:'market', :'payouts'::jsonb) - 'outcomes' as result;
-\if :dry_run
-  rollback;
-  \echo 'dry run: nothing was committed'
-\else
-  commit;
-  \echo 'resolved'
-\endif
+\ir _end.psql

@@ -6,11 +6,7 @@
   \echo 'usage: psql URL -v market=CODE [-v dry_run=1] -f dba/void.sql'
   \quit
 \endif
-\if :{?dry_run}
-\else
-  \set dry_run 0
-\endif
-begin;
+\ir _begin.psql
 \echo 'Voiding' :market '- balances before and after:'
 create temp table before on commit drop as
   select u.id, u.username, u.balance from bj.users u
@@ -18,10 +14,4 @@ create temp table before on commit drop as
 select admin.void_market(:'market') - 'outcomes' as result;
 select b.username, b.balance as before, u.balance as after, u.balance - b.balance as refund
   from before b join bj.users u on u.id = b.id order by refund desc, b.username;
-\if :dry_run
-  rollback;
-  \echo 'dry run: nothing was committed'
-\else
-  commit;
-  \echo 'voided'
-\endif
+\ir _end.psql

@@ -6,17 +6,7 @@
   \echo 'usage: psql URL -v users={name,...} [-v dry_run=1] -f dba/wipe_users.sql'
   \quit
 \endif
-\if :{?dry_run}
-\else
-  \set dry_run 0
-\endif
-begin;
+\ir _begin.psql
 \echo 'Wiping' :users
 select * from admin.wipe_users(:'users'::text[]);
-\if :dry_run
-  rollback;
-  \echo 'dry run: nothing was committed'
-\else
-  commit;
-  \echo 'wiped'
-\endif
+\ir _end.psql

@@ -143,6 +143,22 @@ begin
    where o.market_id = p_market.id and o.status = 'open';
 end $$;
 
+-- Lock a market that is still to be settled, or fail: unknown (BJ010) or already settled (BJ008).
+create or replace function bj.lock_unsettled(p_code text) returns bj.markets
+language plpgsql set search_path = '' as $$
+declare
+  v_market bj.markets;
+begin
+  select * into v_market from bj.markets m where m.code = p_code for update;
+  if not found then
+    perform bj.raise('BJ010', p_code);
+  end if;
+  if v_market.status in ('resolved', 'voided') then
+    perform bj.raise('BJ008', format('%s is already %s', v_market.code, v_market.status));
+  end if;
+  return v_market;
+end $$;
+
 -- Resolve a market to a payout vector, all in one transaction.
 create or replace function admin.resolve_market_split(code text, payouts jsonb) returns jsonb
 language plpgsql security definer set search_path = '' as $$
@@ -155,13 +171,7 @@ declare
   v_paid numeric := 0;
   v_accounts int := 0;
 begin
-  select * into v_market from bj.markets m where m.code = resolve_market_split.code for update;
-  if not found then
-    perform bj.raise('BJ010', resolve_market_split.code);
-  end if;
-  if v_market.status in ('resolved', 'voided') then
-    perform bj.raise('BJ008', format('%s is already %s', v_market.code, v_market.status));
-  end if;
+  v_market := bj.lock_unsettled(resolve_market_split.code);
   v_w := bj.payout_vector(v_market, resolve_market_split.payouts);
   v_pool := v_market.pool;
   for v_s in select * from bj.settlement(v_market.id, v_w) s order by s.user_id loop
@@ -216,13 +226,7 @@ declare
   v_total_shortfall numeric := 0;
   v_pool numeric;
 begin
-  select * into v_market from bj.markets m where m.code = void_market.code for update;
-  if not found then
-    perform bj.raise('BJ010', void_market.code);
-  end if;
-  if v_market.status in ('resolved', 'voided') then
-    perform bj.raise('BJ008', format('%s is already %s', v_market.code, v_market.status));
-  end if;
+  v_market := bj.lock_unsettled(void_market.code);
   v_pool := v_market.pool;
   for v_u in
     select t.user_id,

@@ -28,7 +28,7 @@ def test_resolve_script_previews_dry_runs_and_resolves(db_url, db, make_market, 
     assert db.execute("select status from bj.markets where code = %s", [market]).fetchone()["status"] == "open"
 
     out = psql(db_url, "resolve.sql", market=market, outcome="YES")
-    assert "resolved" in out
+    assert "committed" in out
     assert db.execute("select balance from bj.users where id = %s", [winner]).fetchone()["balance"] == balance + 10
     assert "all invariants hold" in psql(db_url, "check.sql")
 
@@ -37,7 +37,7 @@ def test_void_script_refunds(db_url, db, make_market, make_user):
     market, user = make_market(), make_user()["user_id"]
     rpc_sql(db, user, "trade", market=market, outcome="NO", side="buy", shares=Decimal(7))
     out = psql(db_url, "void.sql", market=market)
-    assert "voided" in out
+    assert "committed" in out
     assert db.execute("select balance from bj.users where id = %s", [user]).fetchone()["balance"] == 1000
 
 
