@@ -193,7 +193,6 @@ end $$;
 -- both api.quote and api.trade. Buying s shares costs amount = ceil(C(q + s) − C(q)) plus
 -- fee = ceil(amount · fee_rate); selling returns amount = floor(C(q) − C(q − s)) less the fee.
 -- A spend budget (buys only) buys the most shares whose total stays within it.
-drop function if exists bj.price_trade(text, numeric[], numeric, numeric, int, text, numeric, numeric);
 create or replace function bj.price_trade(
   p_pricing text, p_q numeric[], p_b numeric, p_fee_rate numeric, p_j int, p_side text,
   p_shares numeric, p_spend numeric,

@@ -9,12 +9,6 @@
 -- Invariant kept here: an order fires at most once; a fired order that cannot execute is
 -- cancelled with its reason and never aborts the root trade.
 
-drop function if exists bj.order_crossed(text, text, numeric, numeric);
-drop function if exists bj.order_depth(text, text, numeric, numeric);
-drop function if exists bj.run_cascade(bigint);
-
-drop function if exists bj.first_crossed(bigint, numeric[], bigint[]);
-
 -- Place an order on a position the trader holds.
 create or replace function bj.place_order(p_user bigint, p_market text, p_outcome text,
                                           p_kind text, p_shares numeric, p_trigger numeric)
