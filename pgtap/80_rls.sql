@@ -2,7 +2,7 @@
 -- every table and function, policies, and what each role can actually do.
 begin;
 \ir helpers/setup.psql
-select plan(181 + 5 * (select count(*)::int from pg_proc where pronamespace = 'api'::regnamespace));
+select plan(182 + 5 * (select count(*)::int from pg_proc where pronamespace = 'api'::regnamespace));
 
 -- every table has RLS enabled and forced
 select is_empty($$ select c.relname from pg_class c where c.relnamespace = 'bj'::regnamespace
@@ -61,6 +61,14 @@ select is_empty($$
    where p.pronamespace in ('bj'::regnamespace, 'api'::regnamespace, 'admin'::regnamespace, 'auth'::regnamespace, 'analytics'::regnamespace)
      and p.prosecdef and not exists (select 1 from unnest(p.proconfig) c where c like 'search_path=%')
 $$, 'every SECURITY DEFINER function pins search_path');
+select is_empty($$
+  select p.oid::regprocedure::text from pg_proc p
+   where p.pronamespace in ('bj'::regnamespace, 'api'::regnamespace, 'admin'::regnamespace, 'auth'::regnamespace, 'analytics'::regnamespace)
+     and not exists (select 1 from unnest(p.proconfig) c where c like 'search_path=%')
+     and p.prosqlbody is null
+     and (has_function_privilege('anon', p.oid, 'execute') or has_function_privilege('authenticated', p.oid, 'execute')
+          or has_function_privilege('analyst', p.oid, 'execute') or has_function_privilege('service_role', p.oid, 'execute'))
+$$, 'a function without a pinned search_path is private or bound when created');
 select is_empty($$ select p.oid::regprocedure::text from pg_proc p
                     where p.pronamespace = 'api'::regnamespace and obj_description(p.oid, 'pg_proc') is null $$,
                 'every api function is documented');

@@ -32,9 +32,7 @@ select * from (values
 -- Raise one of the errors above, with an optional detail.
 create or replace function bj.raise(p_code text, p_detail text default null)
 returns void
-language plpgsql stable
-set search_path = ''
-as $$
+language plpgsql stable as $$
 declare
   v_error record;
 begin

@@ -15,7 +15,7 @@ on conflict (key) do update set description = excluded.description;
 
 -- A setting's value (text); every key read here exists, so a typo fails loudly.
 create or replace function bj.setting(p_key text) returns text
-language plpgsql stable set search_path = '' as $$
+language plpgsql stable as $$
 declare
   v_value text;
 begin

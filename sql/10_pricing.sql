@@ -22,7 +22,7 @@ return floor(p_x * 1000000) / 1000000;
 
 -- The largest element of an array (plain loops: a query per call would cost more than the math).
 create or replace function bj.array_max(p_values numeric[]) returns numeric
-language plpgsql immutable strict parallel safe set search_path = '' as $$
+language plpgsql immutable strict parallel safe as $$
 declare
   v_max numeric;
   v_x numeric;
@@ -36,7 +36,7 @@ begin
 end $$;
 
 create or replace function bj.lmsr_cost(p_q numeric[], p_b numeric) returns numeric
-language plpgsql immutable strict parallel safe set search_path = '' as $$
+language plpgsql immutable strict parallel safe as $$
 declare
   v_m numeric := bj.array_max(p_q) / p_b;
   v_sum numeric := 0;
@@ -49,7 +49,7 @@ begin
 end $$;
 
 create or replace function bj.lmsr_prices(p_q numeric[], p_b numeric) returns numeric[]
-language plpgsql immutable strict parallel safe set search_path = '' as $$
+language plpgsql immutable strict parallel safe as $$
 declare
   v_m numeric := bj.array_max(p_q) / p_b;
   v_e numeric[] := p_q;
@@ -67,7 +67,7 @@ end $$;
 
 create or replace function bj.lmsr_shares_for(p_q numeric[], p_b numeric, p_j int, p_amount numeric)
 returns numeric
-language plpgsql immutable strict parallel safe set search_path = '' as $$
+language plpgsql immutable strict parallel safe as $$
 declare
   v_m numeric := bj.array_max(p_q) / p_b;
   v_s numeric := 0;
@@ -86,7 +86,7 @@ end $$;
 -- exponentials of the other outcomes are shared.
 create or replace function bj.lmsr_move(p_q numeric[], p_b numeric, p_j int, p_delta numeric,
                                         out cost numeric, out prices numeric[])
-language plpgsql immutable strict parallel safe set search_path = '' as $$
+language plpgsql immutable strict parallel safe as $$
 declare
   v_n int := cardinality(p_q);
   v_after numeric[] := p_q;
@@ -139,7 +139,7 @@ return case p_pricing
 create or replace function bj.curve_cost(p_pricing text, p_q numeric[], p_b numeric, p_j int,
                                          p_delta numeric)
 returns numeric
-language plpgsql immutable strict parallel safe set search_path = '' as $$
+language plpgsql immutable strict parallel safe as $$
 declare
   v_after numeric[] := p_q;
 begin
@@ -155,7 +155,7 @@ end $$;
 create or replace function bj.curve_shares_for(p_pricing text, p_q numeric[], p_b numeric,
                                                p_j int, p_amount numeric)
 returns numeric
-language plpgsql immutable strict parallel safe set search_path = '' as $$
+language plpgsql immutable strict parallel safe as $$
 declare
   v_lo numeric := 0;
   v_hi numeric := p_amount / 0.01;
@@ -178,7 +178,7 @@ end $$;
 
 -- Prices as clients see them: 9 places, strictly between 0 and 1.
 create or replace function bj.display_prices(p_prices numeric[]) returns numeric(12, 9)[]
-language plpgsql immutable strict parallel safe set search_path = '' as $$
+language plpgsql immutable strict parallel safe as $$
 declare
   v_out numeric(12, 9)[] := p_prices;
 begin
@@ -198,7 +198,7 @@ create or replace function bj.price_trade(
   p_shares numeric, p_spend numeric,
   out shares numeric, out amount numeric, out fee numeric, out total numeric,
   out q_after numeric[], out prices_after numeric[])
-language plpgsql immutable parallel safe set search_path = '' as $$
+language plpgsql immutable parallel safe as $$
 declare
   v_sign int := case p_side when 'buy' then 1 else -1 end;
   v_move record;

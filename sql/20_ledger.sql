@@ -9,7 +9,7 @@ create or replace function bj.post(
   p_journal bigint, p_kind text, p_asset text, p_credit text, p_debit text, p_amount numeric,
   p_user bigint default null, p_market bigint default null, p_trade bigint default null)
 returns void
-language plpgsql set search_path = '' as $$
+language plpgsql as $$
 begin
   if p_amount > 0 then
     insert into bj.ledger (journal, kind, asset, credit, debit, amount, user_id, market_id, trade_id)

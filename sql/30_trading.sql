@@ -12,7 +12,7 @@ return case when p_market.status = 'open' and p_market.close_at <= clock_timesta
 
 -- The market as clients see it.
 create or replace function bj.market_json(p_market bj.markets) returns jsonb
-language sql stable set search_path = ''
+language sql stable
 begin atomic
   select jsonb_build_object(
     'code', p_market.code,
@@ -39,7 +39,7 @@ end;
 
 -- Find a market by code, or fail with unknown_market.
 create or replace function bj.find_market(p_code text) returns bj.markets
-language plpgsql stable set search_path = '' as $$
+language plpgsql stable as $$
 declare
   v_market bj.markets;
 begin
@@ -52,7 +52,7 @@ end $$;
 
 -- The index of an outcome by name, or fail with unknown_outcome.
 create or replace function bj.outcome_index(p_market bj.markets, p_outcome text) returns int
-language plpgsql stable set search_path = '' as $$
+language plpgsql stable as $$
 declare
   v_j int := array_position(p_market.outcomes, p_outcome);
 begin
@@ -65,7 +65,7 @@ end $$;
 -- The terms of a trade in the market's current state, as a receipt-shaped quote.
 create or replace function bj.quote(p_market text, p_outcome text, p_side text, p_shares numeric,
                                     p_spend numeric) returns jsonb
-language plpgsql stable set search_path = '' as $$
+language plpgsql stable as $$
 declare
   v_market bj.markets := bj.find_market(p_market);
   v_j int := bj.outcome_index(v_market, p_outcome);
@@ -92,7 +92,7 @@ create or replace function bj.execute_trade(
   p_max_total numeric default null, p_min_total numeric default null,
   p_root bigint default null, p_order bigint default null)
 returns jsonb
-language plpgsql set search_path = '' as $$
+language plpgsql as $$
 declare
   v_market bj.markets;
   v_user bj.users;
@@ -237,7 +237,7 @@ create or replace function bj.trade(
   p_user bigint, p_market text, p_outcome text, p_side text, p_shares numeric, p_spend numeric,
   p_max_total numeric, p_min_total numeric, p_key text)
 returns jsonb
-language plpgsql set search_path = '' as $$
+language plpgsql as $$
 declare
   v_request jsonb := jsonb_build_object('market', p_market, 'outcome', p_outcome, 'side', p_side,
     'shares', p_shares, 'spend', p_spend, 'max_total', p_max_total, 'min_total', p_min_total);
@@ -268,7 +268,7 @@ end $$;
 
 -- A trade as its trader sees it later (api.my_trades).
 create or replace function bj.trade_json(p_trade bj.trades) returns jsonb
-language sql stable set search_path = ''
+language sql stable
 begin atomic
   select jsonb_build_object('trade_id', p_trade.id, 'market', m.code,
            'outcome', m.outcomes[p_trade.outcome], 'side', p_trade.side, 'shares', p_trade.shares,
@@ -286,7 +286,7 @@ end;
 -- ended, so events are handed out once each, in no danger of a late commit slipping behind
 -- an earlier cursor. until defaults to the oldest transaction still running.
 create or replace function bj.changes(p_since xid8, p_until xid8 default null) returns jsonb
-language plpgsql stable set search_path = '' as $$
+language plpgsql stable as $$
 declare
   v_until xid8 := coalesce(p_until, pg_snapshot_xmin(pg_current_snapshot()));
 begin
@@ -302,7 +302,7 @@ end $$;
 
 -- A client's cursor, or bad input.
 create or replace function bj.parse_cursor(p_cursor text) returns xid8
-language plpgsql immutable set search_path = '' as $$
+language plpgsql immutable as $$
 begin
   if p_cursor is null then
     return null;

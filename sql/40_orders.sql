@@ -13,7 +13,7 @@
 create or replace function bj.place_order(p_user bigint, p_market text, p_outcome text,
                                           p_kind text, p_shares numeric, p_trigger numeric)
 returns jsonb
-language plpgsql set search_path = '' as $$
+language plpgsql as $$
 declare
   v_market bj.markets := bj.find_market(p_market);
   v_j int := bj.outcome_index(v_market, p_outcome);
@@ -54,7 +54,7 @@ begin
 end $$;
 
 create or replace function bj.order_json(p_order bj.orders) returns jsonb
-language sql stable set search_path = ''
+language sql stable
 begin atomic
   select jsonb_build_object('order_id', p_order.id, 'market', m.code,
            'outcome', m.outcomes[p_order.outcome], 'kind', p_order.kind,
@@ -67,7 +67,7 @@ end;
 
 -- Cancel an open order of the trader's own.
 create or replace function bj.cancel_order(p_user bigint, p_order bigint) returns jsonb
-language plpgsql set search_path = '' as $$
+language plpgsql as $$
 declare
   v_order bj.orders;
 begin
@@ -88,7 +88,7 @@ end $$;
 -- Returns the fired trades' receipts.
 create or replace function bj.run_cascade(p_root bigint, p_market text, p_prices numeric[])
 returns jsonb
-language plpgsql set search_path = '' as $$
+language plpgsql as $$
 declare
   v_market_id bigint := (select m.id from bj.markets m where m.code = p_market);
   v_prices numeric[] := p_prices;
@@ -156,7 +156,7 @@ end $$;
 -- cost_basis is the net cash put into the position (paid on buys, less received on sales);
 -- value is the position at the current price (zero once the market is settled).
 create or replace function bj.account_json(p_user bigint) returns jsonb
-language sql stable set search_path = ''
+language sql stable
 begin atomic
   select jsonb_build_object(
     'user_id', u.id, 'username', u.username, 'balance', u.balance,

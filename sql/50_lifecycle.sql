@@ -70,7 +70,7 @@ grant execute on function admin.close_market(text) to service_role;
 
 -- A payout vector from {"OUTCOME": weight, …}: weights in [0, 1] summing to 1, absent = 0.
 create or replace function bj.payout_vector(p_market bj.markets, p_payouts jsonb) returns numeric[]
-language plpgsql stable set search_path = '' as $$
+language plpgsql stable as $$
 declare
   v_w numeric[] := array_fill(0::numeric, array[cardinality(p_market.outcomes)]);
   v_key text;
@@ -97,7 +97,7 @@ end $$;
 -- house's favour); shorts pay from their collateral, and what remains of it is released.
 create or replace function bj.settlement(p_market_id bigint, p_w numeric[])
 returns table (user_id bigint, payout numeric, collateral numeric)
-language sql stable set search_path = ''
+language sql stable
 begin atomic
   select h.user_id, bj.floor6(sum(p_w[p.outcome] * p.shares)) as payout,
          coalesce(max(c.amount), 0) as collateral
@@ -128,7 +128,7 @@ grant execute on function admin.preview_resolution(text, jsonb) to service_role;
 -- Retire every share of a settled market back to the market maker and cancel its orders.
 create or replace function bj.retire_market(p_market bj.markets, p_journal bigint, p_reason text)
 returns void
-language plpgsql set search_path = '' as $$
+language plpgsql as $$
 declare
   v_pos record;
 begin
@@ -145,7 +145,7 @@ end $$;
 
 -- Lock a market that is still to be settled, or fail: unknown (BJ010) or already settled (BJ008).
 create or replace function bj.lock_unsettled(p_code text) returns bj.markets
-language plpgsql set search_path = '' as $$
+language plpgsql as $$
 declare
   v_market bj.markets;
 begin

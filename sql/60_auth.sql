@@ -6,7 +6,7 @@
 
 -- The calling trader, who must be logged in and not disabled.
 create or replace function bj.require_user() returns bigint
-language plpgsql stable set search_path = '' as $$
+language plpgsql stable as $$
 declare
   v_uid bigint := auth.uid();
   v_disabled timestamptz;
@@ -30,7 +30,7 @@ return translate(encode(p_bytes, 'base64'), E'+/=\n', '-_');
 
 -- Store the signing secret (from the environment, at deploy time).
 create or replace function bj.set_jwt_secret(p_secret text) returns void
-language plpgsql set search_path = '' as $$
+language plpgsql as $$
 begin
   if p_secret is null or length(p_secret) < 32 then
     raise exception 'the JWT secret must have at least 32 characters';
@@ -41,7 +41,7 @@ end $$;
 
 -- A signed HS256 token for a trader: {sub, role, username, iat, exp}.
 create or replace function bj.issue_token(p_user bigint, p_username text) returns jsonb
-language plpgsql stable set search_path = '' as $$
+language plpgsql stable as $$
 declare
   v_now bigint := floor(extract(epoch from clock_timestamp()))::bigint;
   v_exp bigint := v_now + bj.setting('token_ttl_s')::bigint;
@@ -66,7 +66,7 @@ end $$;
 
 -- Open an account, credit the signup bonus from the house, and log in.
 create or replace function bj.signup(p_username text, p_password text, p_ip inet) returns jsonb
-language plpgsql set search_path = '' as $$
+language plpgsql as $$
 declare
   v_user bj.users;
   v_bonus numeric := bj.setting('signup_bonus')::numeric;
@@ -108,7 +108,7 @@ end $$;
 
 -- Check a password with the same bcrypt work whether or not the user exists.
 create or replace function bj.login(p_username text, p_password text) returns jsonb
-language plpgsql volatile set search_path = '' as $$
+language plpgsql volatile as $$
 declare
   v_user bj.users;
   v_hash text;
@@ -148,7 +148,7 @@ grant select on admin.flagged_ips to service_role;
 -- The account that holds what wiped accounts held: disabled, never logs in. Shares moved to
 -- it stay outstanding (prices do not move) and it settles like any account.
 create or replace function bj.burn_user() returns bigint
-language plpgsql set search_path = '' as $$
+language plpgsql as $$
 declare
   v_id bigint;
 begin

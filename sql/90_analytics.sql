@@ -35,7 +35,7 @@ select t.market_id, o.i::int, t.created_at, t.id, o.price,
 -- OHLC candles of a market's prices per outcome, in buckets of any width; kept after settlement.
 create or replace function bj.candles(p_market bj.markets, p_bucket interval, p_since timestamptz)
 returns jsonb
-language plpgsql stable set search_path = '' as $$
+language plpgsql stable as $$
 begin
   if p_bucket is null or p_bucket < interval '1 second' or p_bucket > interval '366 days' then
     perform bj.raise('BJ021', 'bucket must lie between 1 second and 366 days');
