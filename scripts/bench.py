@@ -51,9 +51,9 @@ def pgbench(url: str, script: str, clients: int) -> float:
     return float(match.group(1))
 
 
-def pair(url: str, first: str, second: str) -> tuple[float, float]:
+def pair(url: str, first: str, second: str, rounds: int = 3) -> tuple[float, float]:
     a, b = [], []
-    for _ in range(2):
+    for _ in range(rounds):
         a.append(pgbench(url, first, 8))
         b.append(pgbench(url, second, 8))
     return statistics.mean(a), statistics.mean(b)
@@ -183,8 +183,8 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute((ROOT / "bench" / "setup.sql").read_text())
         print(f"each run {SECONDS} s, 8 clients unless said; rates in transactions per second;"
-              " pairs alternate twice and average")
-        # each pair alternates twice, so drift in the machine's speed hits both sides alike
+              " pairs alternate three times and average")
+        # each pair alternates three times, so drift in the machine's speed hits both sides alike
         bare, hot = pair(url, "bare.sql", "trade_hot.sql")
         ten = pgbench(url, "trade_ten.sql", 8)
         without, with_stops = pair(url, "stops_without.sql", "stops_with.sql")

@@ -258,8 +258,7 @@ begin
   v_receipt := bj.execute_trade(p_user, p_market, p_outcome, p_side, p_shares, p_spend,
                                 p_max_total, p_min_total);
   v_receipt := jsonb_set(v_receipt, '{triggered}', bj.run_cascade(
-    (v_receipt ->> 'trade_id')::bigint, p_market,
-    array(select jsonb_array_elements_text(v_receipt -> 'prices_after')::numeric)));
+    (v_receipt ->> 'trade_id')::bigint, p_market, v_receipt -> 'prices_after'));
   if p_key is not null then
     update bj.idempotency i set response = v_receipt where i.user_id = p_user and i.key = p_key;
   end if;

@@ -84,14 +84,14 @@ begin
 end $$;
 
 -- Fire the crossed orders of the root trade's market, one at a time, up to max_cascade.
--- The caller holds the market row lock and passes the prices its trade left.
+-- The caller holds the market row lock and passes the prices its trade left (a JSON array).
 -- Returns the fired trades' receipts.
-create or replace function bj.run_cascade(p_root bigint, p_market text, p_prices numeric[])
+create or replace function bj.run_cascade(p_root bigint, p_market text, p_prices jsonb)
 returns jsonb
 language plpgsql as $$
 declare
-  v_market_id bigint := (select m.id from bj.markets m where m.code = p_market);
-  v_prices numeric[] := p_prices;
+  v_market bj.markets;
+  v_prices jsonb := p_prices;
   v_order bj.orders;
   v_position numeric;
   v_receipt jsonb;
@@ -103,13 +103,24 @@ declare
 begin
   loop
     -- the order the prices cross first: deepest past its trigger, then oldest. One that fires
-    -- on a fall is crossed at or below its trigger, one that fires on a rise at or above; the
-    -- index on (market, outcome, falls, trigger) answers "none" at once, the common case.
-    select o.* into v_order from bj.orders o
-      join unnest(v_prices) with ordinality pr(price, i) on o.outcome = pr.i
-     where o.market_id = v_market_id and o.status = 'open' and o.id <> all (v_busy)
-       and (o.falls and o.trigger_price >= pr.price or not o.falls and o.trigger_price <= pr.price)
-     order by case when o.falls then o.trigger_price - pr.price else pr.price - o.trigger_price end desc, o.id
+    -- on a fall is crossed at or below its trigger, one that fires on a rise at or above. Each
+    -- outcome and direction is one probe of the index on (market, outcome, falls, trigger),
+    -- so finding none, the common case after a trade, costs the same however many are open.
+    select o.* into v_order
+      from bj.markets m
+      cross join jsonb_array_elements_text(v_prices) with ordinality pr(price, i)
+      cross join lateral (
+        (select o.* from bj.orders o
+          where o.market_id = m.id and o.outcome = pr.i and o.status = 'open' and o.falls
+            and o.trigger_price >= pr.price::numeric and o.id <> all (v_busy)
+          order by o.trigger_price desc, o.id limit 1)
+        union all
+        (select o.* from bj.orders o
+          where o.market_id = m.id and o.outcome = pr.i and o.status = 'open' and not o.falls
+            and o.trigger_price <= pr.price::numeric and o.id <> all (v_busy)
+          order by o.trigger_price, o.id limit 1)) o
+     where m.code = p_market
+     order by abs(o.trigger_price - pr.price::numeric) desc, o.id
      limit 1;
     exit when not found;
     v_max := coalesce(v_max, bj.setting('max_cascade')::int);
@@ -132,14 +143,14 @@ begin
                                done_at = clock_timestamp() where o.id = v_order.id;
         continue;
       end if;
-      v_receipt := bj.execute_trade(v_order.user_id, p_market,
-        (select m.outcomes[v_order.outcome] from bj.markets m where m.id = v_market_id),
+      select * into v_market from bj.markets m where m.id = v_order.market_id;
+      v_receipt := bj.execute_trade(v_order.user_id, p_market, v_market.outcomes[v_order.outcome],
         case v_order.direction when 'long' then 'sell' else 'buy' end,
         least(v_order.shares, abs(v_position)), null, null, null, p_root, v_order.id);
       update bj.orders o set status = 'filled', trade_id = (v_receipt ->> 'trade_id')::bigint,
                              done_at = clock_timestamp() where o.id = v_order.id;
       v_fired := v_fired || jsonb_build_array(v_receipt);
-      v_prices := array(select jsonb_array_elements_text(v_receipt -> 'prices_after')::numeric);
+      v_prices := v_receipt -> 'prices_after';
     exception
       when lock_not_available then
         v_busy := v_busy || v_order.id;
