@@ -86,11 +86,12 @@ begin
 end $$;
 
 -- Execute one trade for a trader and return its receipt. p_root and p_order are set when a
--- conditional order fires it; such a trade skips the trader's cooldown.
+-- conditional order fires it; such a trade skips the trader's cooldown. With p_cascade (a root
+-- trade), the orders its prices cross fire before it returns, listed in `triggered`.
 create or replace function bj.execute_trade(
   p_user bigint, p_market text, p_outcome text, p_side text, p_shares numeric, p_spend numeric,
   p_max_total numeric default null, p_min_total numeric default null,
-  p_root bigint default null, p_order bigint default null)
+  p_root bigint default null, p_order bigint default null, p_cascade boolean default false)
 returns jsonb
 language plpgsql as $$
 declare
@@ -107,6 +108,8 @@ declare
   v_cash numeric;
   v_pool numeric;
   v_trade_id bigint;
+  v_crossed boolean;
+  v_receipt jsonb;
   v_journal bigint := nextval('bj.journal_seq');
   v_prices numeric(12, 9)[];
 begin
@@ -217,9 +220,21 @@ begin
   ), event as (
     insert into bj.market_events (market_id, version) values (v_market.id, v_market.version + 1)
   )
-  select trade.id into v_trade_id from trade;
+  -- and, for a root trade, whether its prices cross an open order: one probe of the index on
+  -- (market, outcome, falls, trigger) per outcome and direction
+  select trade.id,
+         p_cascade and exists (
+           select 1 from unnest(v_prices) with ordinality pr(price, i)
+            where exists (select 1 from bj.orders o
+                           where o.market_id = v_market.id and o.outcome = pr.i and o.status = 'open'
+                             and o.falls and o.trigger_price >= pr.price)
+               or exists (select 1 from bj.orders o
+                           where o.market_id = v_market.id and o.outcome = pr.i and o.status = 'open'
+                             and not o.falls and o.trigger_price <= pr.price))
+    into v_trade_id, v_crossed
+    from trade;
 
-  return jsonb_build_object(
+  v_receipt := jsonb_build_object(
     'trade_id', v_trade_id, 'market', v_market.code, 'outcome', p_outcome, 'side', p_side,
     'shares', v_t.shares::numeric(24, 6), 'amount', v_t.amount::numeric(24, 6),
     'fee', v_t.fee::numeric(24, 6), 'total', v_t.total::numeric(24, 6),
@@ -228,6 +243,11 @@ begin
     'balance', v_cash::numeric(24, 6), 'locked', v_required::numeric(24, 6),
     'position', v_new_position::numeric(24, 6), 'root_trade_id', p_root, 'order_id', p_order,
     'triggered', '[]'::jsonb);
+  if v_crossed then
+    v_receipt := jsonb_set(v_receipt, '{triggered}',
+                           bj.run_cascade(v_trade_id, v_market.code, to_jsonb(v_prices)));
+  end if;
+  return v_receipt;
 end $$;
 
 -- A trade with an idempotency key: the first call executes and stores its receipt; a retry
@@ -239,12 +259,13 @@ create or replace function bj.trade(
 returns jsonb
 language plpgsql as $$
 declare
-  v_request jsonb := jsonb_build_object('market', p_market, 'outcome', p_outcome, 'side', p_side,
-    'shares', p_shares, 'spend', p_spend, 'max_total', p_max_total, 'min_total', p_min_total);
+  v_request jsonb;
   v_stored bj.idempotency;
   v_receipt jsonb;
 begin
   if p_key is not null then
+    v_request := jsonb_build_object('market', p_market, 'outcome', p_outcome, 'side', p_side,
+      'shares', p_shares, 'spend', p_spend, 'max_total', p_max_total, 'min_total', p_min_total);
     insert into bj.idempotency (user_id, key, request) values (p_user, p_key, v_request)
     on conflict do nothing;
     if not found then
@@ -256,9 +277,7 @@ begin
     end if;
   end if;
   v_receipt := bj.execute_trade(p_user, p_market, p_outcome, p_side, p_shares, p_spend,
-                                p_max_total, p_min_total);
-  v_receipt := jsonb_set(v_receipt, '{triggered}', bj.run_cascade(
-    (v_receipt ->> 'trade_id')::bigint, p_market, v_receipt -> 'prices_after'));
+                                p_max_total, p_min_total, p_cascade => true);
   if p_key is not null then
     update bj.idempotency i set response = v_receipt where i.user_id = p_user and i.key = p_key;
   end if;
