@@ -312,10 +312,14 @@ begin
     return jsonb_build_object('cursor', v_until::text, 'markets',
       coalesce((select jsonb_agg(bj.market_json(m) order by m.id) from bj.markets m), '[]'));
   end if;
+  -- a market whose state already shows a change at or past the boundary waits for the window
+  -- of that change, so each state (each version) is handed out exactly once
   return jsonb_build_object('cursor', greatest(v_until, p_since)::text, 'markets', coalesce((
     select jsonb_agg(bj.market_json(m) order by m.id) from bj.markets m
      where m.id in (select e.market_id from bj.market_events e
-                     where e.xid >= p_since and e.xid < v_until)), '[]'));
+                     where e.xid >= p_since and e.xid < v_until)
+       and not exists (select 1 from bj.market_events e
+                        where e.market_id = m.id and e.xid >= v_until)), '[]'));
 end $$;
 
 -- A client's cursor, or bad input.

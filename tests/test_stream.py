@@ -142,3 +142,24 @@ def test_a_slow_subscriber_is_dropped_not_buffered_without_bound():
 
     dropped, queued, remaining = asyncio.run(scenario())
     assert dropped and queued == 256 and remaining == 0
+
+
+def test_polling_changes_hands_out_each_version_once_despite_a_long_transaction(db_url, db, make_market, make_user):
+    market, user = make_market(), make_user()["user_id"]
+
+    def changes(cursor: str) -> tuple[str, list[int]]:
+        r = rpc_sql(db, None, "changes", since=cursor)
+        return r["cursor"], [m["version"] for m in r["markets"] if m["code"] == market]
+
+    cursor = rpc_sql(db, None, "changes")["cursor"]
+    rpc_sql(db, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(1))
+    with psycopg.connect(db_url) as old:  # a transaction that started later and is still open
+        old.execute("select pg_current_xact_id()")
+        rpc_sql(db, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(1))
+        cursor, first = changes(cursor)
+        old.rollback()
+    cursor, second = changes(cursor)
+    assert first == [], "the state already shows a change past the cursor: it waits for it"
+    assert second == [2], "then comes once, at its latest version"
+    cursor, third = changes(cursor)
+    assert third == []
