@@ -80,10 +80,11 @@ async def lifespan(app: Starlette):
 async def call_rpc(request: Request) -> Response:
     started = time.perf_counter()
     response = await forward(request)
-    access_log.info(json.dumps({"method": request.method, "path": request.url.path,
-                                "status": response.status_code,
-                                "ms": round((time.perf_counter() - started) * 1000, 2),
-                                "ip": request.client.host if request.client else None}))
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(json.dumps({"method": request.method, "path": request.url.path,
+                                    "status": response.status_code,
+                                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                                    "ip": request.client.host if request.client else None}))
     return response
 
 
