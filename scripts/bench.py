@@ -89,7 +89,7 @@ def serve(url: str) -> tuple[subprocess.Popen, str]:
         [str(ROOT / ".venv" / "bin" / "uvicorn"), "api.app:app", "--port", str(port),
          "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "1"],
         cwd=ROOT, env={**os.environ, "BETJEE_DATABASE_URL": url, "BETJEE_JWT_SECRET": SECRET,
-                       "BETJEE_POOL": "20", "BETJEE_LOG_LEVEL": "WARNING"})
+                       "BETJEE_LOG_LEVEL": "WARNING"})
     base = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
