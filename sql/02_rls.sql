@@ -38,19 +38,16 @@ grant select (id, username, created_at) on bj.users to anon, authenticated;
 drop policy if exists "trader profiles are public" on bj.users;
 create policy "trader profiles are public" on bj.users for select to anon, authenticated using (true);
 
-grant select on bj.positions, bj.orders, bj.trades, bj.ledger, bj.collateral to authenticated;
-drop policy if exists "traders read their own positions" on bj.positions;
-create policy "traders read their own positions" on bj.positions for select to authenticated
-  using (user_id = auth.uid());
-drop policy if exists "traders read their own orders" on bj.orders;
-create policy "traders read their own orders" on bj.orders for select to authenticated
-  using (user_id = auth.uid());
-drop policy if exists "traders read their own trades" on bj.trades;
-create policy "traders read their own trades" on bj.trades for select to authenticated
-  using (user_id = auth.uid());
-drop policy if exists "traders read their own ledger postings" on bj.ledger;
-create policy "traders read their own ledger postings" on bj.ledger for select to authenticated
-  using (user_id = auth.uid());
-drop policy if exists "traders read their own collateral" on bj.collateral;
-create policy "traders read their own collateral" on bj.collateral for select to authenticated
-  using (user_id = auth.uid());
+-- A trader reads their own rows of every table keyed by trader, and nothing of anyone else's.
+do $$
+declare
+  r record;
+begin
+  for r in select * from (values ('positions', 'positions'), ('orders', 'orders'), ('trades', 'trades'),
+                                 ('ledger', 'ledger postings'), ('collateral', 'collateral')) t(tbl, noun) loop
+    execute format('grant select on bj.%I to authenticated', r.tbl);
+    execute format('drop policy if exists %I on bj.%I', 'traders read their own ' || r.noun, r.tbl);
+    execute format('create policy %I on bj.%I for select to authenticated using (user_id = auth.uid())',
+                   'traders read their own ' || r.noun, r.tbl);
+  end loop;
+end $$;
