@@ -129,17 +129,21 @@ async def forward(request: Request) -> Response:
     except PoolTimeout:
         return unreachable("no database connection became free in time")
     except psycopg.Error as exc:
-        if (exc.sqlstate or "").startswith("08") or (
-                exc.sqlstate is None and isinstance(exc, (psycopg.OperationalError,
-                                                          psycopg.InterfaceError))):
-            return unreachable(str(exc))
-        diag = exc.diag
-        status = app.state.statuses.status(exc.sqlstate, who.anonymous)
-        if status >= 500:
-            logging.getLogger("betjee").error("api.%s failed: %s", name, exc)
-        return error(status, exc.sqlstate or "XX000", diag.message_primary or str(exc),
-                     diag.message_detail, diag.message_hint)
+        return database_error(exc, f"api.{name}", who.anonymous)
     return Response(result, media_type="application/json")
+
+
+def database_error(exc: psycopg.Error, call: str, anonymous: bool) -> Response:
+    if (exc.sqlstate or "").startswith("08") or (
+            exc.sqlstate is None and isinstance(exc, (psycopg.OperationalError,
+                                                      psycopg.InterfaceError))):
+        return unreachable(str(exc))
+    diag = exc.diag
+    status = app.state.statuses.status(exc.sqlstate, anonymous)
+    if status >= 500:
+        logging.getLogger("betjee").error("%s failed: %s", call, exc)
+    return error(status, exc.sqlstate or "XX000", diag.message_primary or str(exc),
+                 diag.message_detail, diag.message_hint)
 
 
 def unreachable(details: str) -> Response:
@@ -165,18 +169,29 @@ async def docs_page(request: Request) -> HTMLResponse:
 
 
 async def changes_stream(request: Request) -> Response:
+    """Live market changes; with Last-Event-ID, first what changed since that cursor."""
     last_id = request.headers.get("last-event-id") or request.query_params.get("since")
-
-    async def catch_up(since: str, until: str) -> str:
-        async with app.state.pool.connection() as conn, conn.transaction():
-            await conn.execute("set local role anon")
-            row = await (await conn.execute("select api.changes_between(%s, %s)::text",
-                                            [since, until])).fetchone()
-            return row[0]
-
-    if last_id is not None and not last_id.isdigit():
-        return error(400, "BJ021", "Last-Event-ID must be a cursor the stream sent")
-    return StreamingResponse(stream.events(app.state.broadcaster, last_id, catch_up),
+    broadcaster = app.state.broadcaster
+    try:
+        await asyncio.wait_for(broadcaster.ready.wait(), timeout=10)
+    except TimeoutError:
+        return unreachable("the change feed has not started")
+    sub, live_from = broadcaster.subscribe()
+    missed = None
+    if last_id is not None:  # what changed between the client's cursor and the live one
+        try:
+            async with app.state.pool.connection() as conn, conn.transaction():
+                await conn.execute("set local role anon")
+                row = await (await conn.execute("select api.changes_between(%s, %s)::text",
+                                                [last_id, live_from])).fetchone()
+            missed = row[0]
+        except PoolTimeout:
+            broadcaster.unsubscribe(sub)
+            return unreachable("no database connection became free in time")
+        except psycopg.Error as exc:
+            broadcaster.unsubscribe(sub)
+            return database_error(exc, "api.changes_between", True)
+    return StreamingResponse(stream.events(broadcaster, sub, last_id or live_from, live_from, missed),
                              media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

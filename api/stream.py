@@ -2,10 +2,10 @@
 
 One dedicated connection (never a pooled one) LISTENs for schema changes and polls
 api.changes a few times a second, so trades never pay for a NOTIFY. Each batch of changes is
-one event whose id is the cursor it ends at; it fans out to per-subscriber bounded queues. A
-subscriber that falls behind is dropped rather than buffered without bound: it reconnects
-with Last-Event-ID and catches up from its cursor with api.changes_between, without gaps or
-repeats.
+one event whose id is the cursor it ends at (the snapshot it was read in); it fans out to
+per-subscriber bounded queues. A subscriber that falls behind is dropped rather than buffered
+without bound: it reconnects with Last-Event-ID and catches up from its cursor with
+api.changes_between, without gaps or repeats.
 """
 
 from __future__ import annotations
@@ -93,17 +93,13 @@ def event(cursor: str, payload: str) -> str:
     return f"id: {cursor}\nevent: changes\ndata: {payload}\n\n"
 
 
-async def events(broadcaster: Broadcaster, last_id: str | None,
-                 catch_up: Callable[[str, str], Awaitable[str]]) -> AsyncIterator[str]:
-    """A subscriber's stream: what it missed since last_id, then every live batch."""
-    await asyncio.wait_for(broadcaster.ready.wait(), timeout=10)
-    sub, live_from = broadcaster.subscribe()
+async def events(broadcaster: Broadcaster, sub: Subscriber, first_id: str, live_from: str,
+                 missed: str | None) -> AsyncIterator[str]:
+    """A subscriber's stream: its cursor, what it missed up to live_from, then every live batch."""
     try:
-        yield f"retry: 1000\nid: {last_id or live_from}\n\n"
-        if last_id is not None and live_from is not None and last_id != live_from:
-            payload = await catch_up(last_id, live_from)
-            if json.loads(payload)["markets"]:
-                yield event(live_from, payload)
+        yield f"retry: 1000\nid: {first_id}\n\n"
+        if missed is not None and json.loads(missed)["markets"]:
+            yield event(live_from, missed)
         while not (sub.dropped and sub.queue.empty()):
             try:
                 _since, cursor, payload = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)

@@ -116,6 +116,11 @@ begin
   if p_max_total is not null and p_side = 'sell' or p_min_total is not null and p_side = 'buy' then
     perform bj.raise('BJ021', 'max_total bounds a buy, min_total a sell');
   end if;
+  -- read before any lock: the less a trade does while it holds the market, the more trades
+  -- one market takes
+  if p_root is null then
+    v_cooldown := bj.setting('trade_cooldown_ms')::numeric;
+  end if;
 
   -- 1. the market row, locked first, and the terms of the trade in its state
   select * into v_market from bj.markets m where m.code = p_market for update;
@@ -135,11 +140,8 @@ begin
     perform bj.raise('BJ026');
   end if;
   v_now := clock_timestamp();
-  if p_root is null then
-    v_cooldown := bj.setting('trade_cooldown_ms')::numeric;
-    if v_cooldown > 0 and v_user.last_trade_at > v_now - make_interval(secs => v_cooldown / 1000) then
-      perform bj.raise('BJ030', format('next trade allowed after %s', v_user.last_trade_at + make_interval(secs => v_cooldown / 1000)));
-    end if;
+  if v_cooldown > 0 and v_user.last_trade_at > v_now - make_interval(secs => v_cooldown / 1000) then
+    perform bj.raise('BJ030', format('next trade allowed after %s', v_user.last_trade_at + make_interval(secs => v_cooldown / 1000)));
   end if;
 
   -- 3. slippage bounds
@@ -172,7 +174,8 @@ begin
     perform bj.raise('BJ006', 'the market''s pool would not cover its payout');
   end if;
 
-  -- 5. write it all in one statement: the trade, its ledger postings, and the caches
+  -- 5. write it all in one statement: the trade, its ledger postings and the caches (a short's
+  --    collateral row right after it)
   v_prices := bj.display_prices(v_t.prices_after);
   with trade as (
     insert into bj.trades (market_id, user_id, outcome, side, shares, amount, fee, total,
@@ -209,16 +212,11 @@ begin
             case p_side when 'buy' then v_t.total else -v_t.total end)
     on conflict (user_id, market_id, outcome) do update
        set shares = excluded.shares, cost_basis = p.cost_basis + excluded.cost_basis
-  ), collateral as (
-    insert into bj.collateral as c (user_id, market_id, amount)
-    select p_user, v_market.id, v_required where v_delta <> 0
-    on conflict (user_id, market_id) do update set amount = excluded.amount
   ), market as (
     update bj.markets m
-       set q = v_t.q_after, pool = v_pool, volume = m.volume + v_t.amount, version = m.version + 1
+       set q = v_t.q_after, pool = v_pool, volume = m.volume + v_t.amount, version = m.version + 1,
+           changed_xid = pg_current_xact_id()
      where m.id = v_market.id
-  ), event as (
-    insert into bj.market_events (market_id, version) values (v_market.id, v_market.version + 1)
   )
   -- and, for a root trade, whether its prices cross an open order: one probe of the index on
   -- (market, outcome, falls, trigger) per outcome and direction
@@ -233,6 +231,12 @@ begin
                              and not o.falls and o.trigger_price <= pr.price))
     into v_trade_id, v_crossed
     from trade;
+  -- only a short moves collateral: the rest never pay for this statement
+  if v_delta <> 0 then
+    insert into bj.collateral as c (user_id, market_id, amount)
+    values (p_user, v_market.id, v_required)
+    on conflict (user_id, market_id) do update set amount = excluded.amount;
+  end if;
 
   v_receipt := jsonb_build_object(
     'trade_id', v_trade_id, 'market', v_market.code, 'outcome', p_outcome, 'side', p_side,
@@ -299,38 +303,41 @@ begin atomic
 end;
 
 
--- What changed after a cursor: the markets with an event whose transaction lies in
--- [since, until). A cursor is a transaction-id boundary below which every transaction has
--- ended, so events are handed out once each, in no danger of a late commit slipping behind
--- an earlier cursor. until defaults to the oldest transaction still running.
-create or replace function bj.changes(p_since xid8, p_until xid8 default null) returns jsonb
+-- What changed after a cursor: the state now of every market whose last change the cursor
+-- does not see, and the next cursor. A cursor is the snapshot an answer was read in
+-- (pg_snapshot text), so a change is handed out by the first answer whose snapshot sees it
+-- and by no later one: no gap, no repeat, and a market that never stops trading still comes
+-- in every answer. With p_until (a later cursor), only the markets whose state now is the one
+-- that cursor saw: what changed after it belongs to the answers that follow it.
+create or replace function bj.changes(p_since pg_snapshot, p_until pg_snapshot default null)
+returns jsonb
 language plpgsql stable as $$
-declare
-  v_until xid8 := coalesce(p_until, pg_snapshot_xmin(pg_current_snapshot()));
 begin
-  if p_since is null then
-    return jsonb_build_object('cursor', v_until::text, 'markets',
-      coalesce((select jsonb_agg(bj.market_json(m) order by m.id) from bj.markets m), '[]'));
-  end if;
-  -- a market whose state already shows a change at or past the boundary waits for the window
-  -- of that change, so each state (each version) is handed out exactly once
-  return jsonb_build_object('cursor', greatest(v_until, p_since)::text, 'markets', coalesce((
-    select jsonb_agg(bj.market_json(m) order by m.id) from bj.markets m
-     where m.id in (select e.market_id from bj.market_events e
-                     where e.xid >= p_since and e.xid < v_until)
-       and not exists (select 1 from bj.market_events e
-                        where e.market_id = m.id and e.xid >= v_until)), '[]'));
+  return jsonb_build_object(
+    'cursor', coalesce(p_until, pg_current_snapshot())::text,
+    'markets', coalesce((
+      select jsonb_agg(bj.market_json(m) order by m.id) from bj.markets m
+       where (p_since is null or not pg_visible_in_snapshot(m.changed_xid, p_since))
+         and (p_until is null or pg_visible_in_snapshot(m.changed_xid, p_until))), '[]'));
 end $$;
 
--- A client's cursor, or bad input.
-create or replace function bj.parse_cursor(p_cursor text) returns xid8
+-- A client's cursor, or bad input. A bare transaction id (the cursor of earlier versions: all
+-- below it had ended) reads as the snapshot that sees exactly those.
+create or replace function bj.parse_cursor(p_cursor text) returns pg_snapshot
 language plpgsql immutable as $$
 begin
   if p_cursor is null then
     return null;
   end if;
-  if p_cursor !~ '^[0-9]{1,19}$' then
-    perform bj.raise('BJ021', 'a cursor is the value api.changes returned');
+  if p_cursor ~ '^[0-9]{1,19}$' then
+    p_cursor := format('%s:%s:', p_cursor, p_cursor);
   end if;
-  return p_cursor::xid8;
+  if p_cursor ~ '^[0-9]{1,19}:[0-9]{1,19}:([0-9]{1,19}(,[0-9]{1,19})*)?$' then
+    begin
+      return p_cursor::pg_snapshot;
+    exception when invalid_text_representation then
+      -- well formed but impossible (xmin after xmax, …): reported below
+    end;
+  end if;
+  perform bj.raise('BJ021', 'a cursor is the value api.changes returned');
 end $$;

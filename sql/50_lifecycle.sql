@@ -43,7 +43,6 @@ begin
   returning * into v_market;
   perform bj.post(v_journal, 'subsidy', 'coin', 'house', format('pool:%s', v_market.id), v_subsidy,
                   null, v_market.id);
-  insert into bj.market_events (market_id, version) values (v_market.id, 0);
   return bj.market_json(v_market);
 end $$;
 grant execute on function admin.create_market(text, text, text[], numeric, numeric, timestamptz, text) to service_role;
@@ -61,9 +60,9 @@ begin
   if v_market.status <> 'open' then
     perform bj.raise('BJ008', format('%s is %s', v_market.code, v_market.status));
   end if;
-  update bj.markets m set status = 'closed', closed_at = clock_timestamp(), version = m.version + 1
+  update bj.markets m set status = 'closed', closed_at = clock_timestamp(), version = m.version + 1,
+                         changed_xid = pg_current_xact_id()
    where m.id = v_market.id returning * into v_market;
-  insert into bj.market_events (market_id, version) values (v_market.id, v_market.version);
   return bj.market_json(v_market);
 end $$;
 grant execute on function admin.close_market(text) to service_role;
@@ -194,11 +193,11 @@ begin
   perform bj.retire_market(v_market, v_journal, 'the market was resolved');
   update bj.markets m
      set status = 'resolved', payouts = v_w, pool = 0, version = m.version + 1,
+         changed_xid = pg_current_xact_id(),
          closing_prices = bj.display_prices(bj.curve_prices(m.pricing, m.q, m.liquidity)),
          closed_at = coalesce(m.closed_at, least(m.close_at, clock_timestamp()), clock_timestamp()),
          settled_at = clock_timestamp()
    where m.id = v_market.id returning * into v_market;
-  insert into bj.market_events (market_id, version) values (v_market.id, v_market.version);
   return bj.market_json(v_market) || jsonb_build_object('accounts_paid', v_accounts,
     'paid_out', v_paid::numeric(24, 6), 'returned_to_house', v_pool::numeric(24, 6));
 end $$;
@@ -260,10 +259,10 @@ begin
   perform bj.retire_market(v_market, v_journal, 'the market was voided');
   update bj.markets m
      set status = 'voided', pool = 0, version = m.version + 1, settled_at = clock_timestamp(),
+         changed_xid = pg_current_xact_id(),
          closing_prices = bj.display_prices(bj.curve_prices(m.pricing, m.q, m.liquidity)),
          closed_at = coalesce(m.closed_at, clock_timestamp())
    where m.id = v_market.id returning * into v_market;
-  insert into bj.market_events (market_id, version) values (v_market.id, v_market.version);
   return bj.market_json(v_market) || jsonb_build_object('house_shortfall', v_total_shortfall::numeric(24, 6));
 end $$;
 grant execute on function admin.void_market(text) to service_role;

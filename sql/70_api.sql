@@ -1,25 +1,28 @@
 -- The public RPC surface (schema api), served over HTTP as /rpc/<name>. Thin SECURITY DEFINER
 -- functions: check the arguments, resolve the caller from the request claims, call one
 -- private function, shape the JSON. Argument names are the contract's and become JSON keys.
+-- They are PL/pgSQL even when one line would do in SQL: a SQL function that cannot be inlined
+-- (and a SECURITY DEFINER one never is) is parsed and planned again on every call, where
+-- PL/pgSQL keeps its plan for the session.
 
 ---------------------------------------------------------------------------------------------
 -- Public: anon and authenticated
 
 create or replace function api.signup(username text, password text) returns jsonb
-language sql volatile security definer set search_path = ''
-begin atomic
-  select bj.signup(lower(signup.username), signup.password,
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return bj.signup(lower(signup.username), signup.password,
                    nullif(current_setting('request.ip', true), '')::inet);
-end;
+end $$;
 grant execute on function api.signup(text, text) to anon, authenticated;
 comment on function api.signup(text, text) is
   'Open an account (username: 3-32 of a-z 0-9 _; password: 8-72 characters), credit the signup bonus and return a login token. Errors: BJ024, BJ023 (400), BJ009 (409), BJ031 (429).';
 
 create or replace function api.login(username text, password text) returns jsonb
-language sql volatile security definer set search_path = ''
-begin atomic
-  select bj.login(lower(login.username), login.password);
-end;
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return bj.login(lower(login.username), login.password);
+end $$;
 grant execute on function api.login(text, text) to anon, authenticated;
 comment on function api.login(text, text) is
   'Exchange a username and password for a bearer token {token, expires_at}. Errors: BJ022 (401), BJ026 (403).';
@@ -39,20 +42,20 @@ comment on function api.list_markets(text) is
   'Every market, or those with the given status (open, closed, resolved, voided), with current prices. Errors: BJ021 (400).';
 
 create or replace function api.get_market(market text) returns jsonb
-language sql stable security definer set search_path = ''
-begin atomic
-  select bj.market_json(bj.find_market(get_market.market));
-end;
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  return bj.market_json(bj.find_market(get_market.market));
+end $$;
 grant execute on function api.get_market(text) to anon, authenticated;
 comment on function api.get_market(text) is
   'One market by code: status, pricing, liquidity, fee rate, volume and each outcome''s price and outstanding shares. Errors: BJ010 (404).';
 
 create or replace function api.quote(market text, outcome text, side text, shares numeric default null,
                                      spend numeric default null) returns jsonb
-language sql stable security definer set search_path = ''
-begin atomic
-  select bj.quote(quote.market, quote.outcome, quote.side, quote.shares, quote.spend);
-end;
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  return bj.quote(quote.market, quote.outcome, quote.side, quote.shares, quote.spend);
+end $$;
 grant execute on function api.quote(text, text, text, numeric, numeric) to anon, authenticated;
 comment on function api.quote(text, text, text, numeric, numeric) is
   'The exact terms api.trade would execute now: {shares, amount, fee, total, avg_price, price_before, price_after}. Give exactly one of shares and spend (a budget, fee included, buys only). Errors: BJ010 (404), BJ011, BJ020, BJ021 (400), BJ002 (409).';
@@ -61,10 +64,10 @@ comment on function api.quote(text, text, text, numeric, numeric) is
 -- Authenticated only
 
 create or replace function api.me() returns jsonb
-language sql stable security definer set search_path = ''
-begin atomic
-  select bj.account_json(bj.require_user());
-end;
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  return bj.account_json(bj.require_user());
+end $$;
 grant execute on function api.me() to authenticated;
 comment on function api.me() is
   'The calling trader: balance, locked collateral, positions marked to market, and orders. Errors: BJ025 (401), BJ026 (403).';
@@ -73,31 +76,31 @@ create or replace function api.trade(market text, outcome text, side text, share
                                      spend numeric default null, max_total numeric default null,
                                      min_total numeric default null, idempotency_key text default null)
 returns jsonb
-language sql volatile security definer set search_path = ''
-begin atomic
-  select bj.trade(bj.require_user(), trade.market, trade.outcome, trade.side, trade.shares,
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return bj.trade(bj.require_user(), trade.market, trade.outcome, trade.side, trade.shares,
                   trade.spend, trade.max_total, trade.min_total, trade.idempotency_key);
-end;
+end $$;
 grant execute on function api.trade(text, text, text, numeric, numeric, numeric, numeric, text) to authenticated;
 comment on function api.trade(text, text, text, numeric, numeric, numeric, numeric, text) is
   'Buy or sell shares of an outcome at the market maker''s price; selling more than you hold opens a collateralised short. max_total / min_total bound the total (slippage guard); a retried idempotency_key returns the first receipt. The receipt lists the conditional orders the trade fired. Errors: BJ010 (404), BJ011, BJ020, BJ021 (400), BJ001, BJ002, BJ003, BJ004, BJ005, BJ006 (409), BJ030 (429).';
 
 create or replace function api.place_order(market text, outcome text, kind text, shares numeric,
                                            trigger_price numeric) returns jsonb
-language sql volatile security definer set search_path = ''
-begin atomic
-  select bj.place_order(bj.require_user(), place_order.market, place_order.outcome,
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return bj.place_order(bj.require_user(), place_order.market, place_order.outcome,
                         place_order.kind, place_order.shares, place_order.trigger_price);
-end;
+end $$;
 grant execute on function api.place_order(text, text, text, numeric, numeric) to authenticated;
 comment on function api.place_order(text, text, text, numeric, numeric) is
   'Place a stop_loss or take_profit order on a position you hold; it fires inside the first trade whose price crosses trigger_price. Errors: BJ010 (404), BJ011, BJ020, BJ021 (400), BJ002, BJ005 (409).';
 
 create or replace function api.cancel_order(order_id bigint) returns jsonb
-language sql volatile security definer set search_path = ''
-begin atomic
-  select bj.cancel_order(bj.require_user(), cancel_order.order_id);
-end;
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return bj.cancel_order(bj.require_user(), cancel_order.order_id);
+end $$;
 grant execute on function api.cancel_order(bigint) to authenticated;
 comment on function api.cancel_order(bigint) is
   'Cancel one of your open orders. Errors: BJ012 (404), BJ007 (409).';
@@ -121,20 +124,20 @@ comment on function api.my_trades(bigint, int) is
   'Your trades after trade id `since`, oldest first, at most max_rows (1-1000). Errors: BJ021 (400).';
 
 create or replace function api.changes(since text default null) returns jsonb
-language sql stable security definer set search_path = ''
-begin atomic
-  select bj.changes(bj.parse_cursor(changes.since));
-end;
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  return bj.changes(bj.parse_cursor(changes.since));
+end $$;
 grant execute on function api.changes(text) to anon, authenticated;
 comment on function api.changes(text) is
   'Markets changed after the cursor, and the next cursor: {cursor, markets}. Without a cursor, every market. Polling with each returned cursor never misses or repeats a change. Errors: BJ021 (400).';
 
 -- The stream's catch-up between two cursors (the HTTP layer's live stream hands out the rest).
 create or replace function api.changes_between(since text, until text) returns jsonb
-language sql stable security definer set search_path = ''
-begin atomic
-  select bj.changes(bj.parse_cursor(changes_between.since), bj.parse_cursor(changes_between.until));
-end;
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  return bj.changes(bj.parse_cursor(changes_between.since), bj.parse_cursor(changes_between.until));
+end $$;
 grant execute on function api.changes_between(text, text) to anon, authenticated;
 comment on function api.changes_between(text, text) is
   'Markets changed between two cursors returned by api.changes: {cursor, markets}. Errors: BJ021 (400).';

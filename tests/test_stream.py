@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import httpx
 import psycopg
+import pytest
 
 from tests.conftest import rpc_sql
 
@@ -122,8 +123,8 @@ def test_a_reconnect_with_last_event_id_gets_exactly_what_it_missed(server, db_u
         assert versions, f"{m} changed while away and must arrive"
         assert versions == sorted(set(versions)), f"no repeats: {versions}"
         assert versions[-1] == counts[i], "the last state seen is the final one"
-    ids = [int(e) for e, _ in batches]
-    assert ids == sorted(set(ids)), "event ids (cursors) only move forward"
+    bounds = [tuple(int(x) for x in e.split(":")[:2]) for e, _ in batches]
+    assert bounds == sorted(set(bounds)), "event ids (snapshots) only move forward"
 
 
 def test_a_slow_subscriber_is_dropped_not_buffered_without_bound():
@@ -144,22 +145,73 @@ def test_a_slow_subscriber_is_dropped_not_buffered_without_bound():
     assert dropped and queued == 256 and remaining == 0
 
 
-def test_polling_changes_hands_out_each_version_once_despite_a_long_transaction(db_url, db, make_market, make_user):
+def versions_seen(db, market: str, cursor: str | None) -> tuple[str, list[int]]:
+    r = rpc_sql(db, None, "changes", since=cursor)
+    return r["cursor"], [m["version"] for m in r["markets"] if m["code"] == market]
+
+
+def test_polling_hands_out_a_change_at_once_and_once_despite_a_long_transaction(db_url, db, make_market, make_user):
     market, user = make_market(), make_user()["user_id"]
-
-    def changes(cursor: str) -> tuple[str, list[int]]:
-        r = rpc_sql(db, None, "changes", since=cursor)
-        return r["cursor"], [m["version"] for m in r["markets"] if m["code"] == market]
-
-    cursor = rpc_sql(db, None, "changes")["cursor"]
+    cursor, _ = versions_seen(db, market, None)
     rpc_sql(db, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(1))
-    with psycopg.connect(db_url) as old:  # a transaction that started later and is still open
+    with psycopg.connect(db_url) as old:  # a transaction that started earlier and is still open
         old.execute("select pg_current_xact_id()")
         rpc_sql(db, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(1))
-        cursor, first = changes(cursor)
+        cursor, first = versions_seen(db, market, cursor)
+        cursor, second = versions_seen(db, market, cursor)
         old.rollback()
-    cursor, second = changes(cursor)
-    assert first == [], "the state already shows a change past the cursor: it waits for it"
-    assert second == [2], "then comes once, at its latest version"
-    cursor, third = changes(cursor)
-    assert third == []
+    cursor, third = versions_seen(db, market, cursor)
+    assert first == [2], "a committed change comes at once, at its latest version"
+    assert second == [] and third == [], "and never again"
+
+
+def test_a_market_that_never_stops_trading_comes_in_every_poll(db_url, db, make_market, make_user):
+    market = make_market()
+    users = [make_user()["user_id"] for _ in range(4)]
+    stop = threading.Event()
+
+    def trader(user: int) -> None:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            while not stop.is_set():
+                rpc_sql(conn, user, "trade", market=market, outcome="YES", side="buy",
+                        shares=Decimal("0.1"))
+    threads = [threading.Thread(target=trader, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.2)
+        cursor, _ = versions_seen(db, market, None)
+        polls = []
+        for _ in range(20):
+            time.sleep(0.05)
+            cursor, seen = versions_seen(db, market, cursor)
+            polls.append(seen)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert all(len(seen) == 1 for seen in polls), f"in every poll: {polls}"
+    versions = [seen[0] for seen in polls]
+    assert versions == sorted(set(versions)), f"each time a newer state: {versions}"
+
+
+def test_a_malformed_or_impossible_cursor_is_bad_input(db):
+    for cursor in ("abc", "-1", "10:5:", "10:20:25", "1:2:3:4", "1" * 25):
+        with pytest.raises(psycopg.Error) as err:
+            rpc_sql(db, None, "changes", since=cursor)
+        assert err.value.sqlstate == "BJ021", cursor
+
+
+def test_a_cursor_of_the_earlier_kind_still_reads(db, make_market, make_user):
+    """A transaction-id boundary, as earlier versions handed out, is the snapshot that sees
+    exactly the transactions below it."""
+    market, user = make_market(), make_user()["user_id"]
+    boundary = rpc_sql(db, None, "changes")["cursor"].split(":")[0]
+    rpc_sql(db, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(1))
+    cursor, seen = versions_seen(db, market, boundary)
+    assert seen == [1] and cursor.count(":") == 2
+
+
+def test_a_stream_resumed_from_a_malformed_cursor_is_refused(server):
+    r = httpx.get(server + "/api/v1/stream", headers={"Last-Event-ID": "10:5:"}, timeout=10)
+    assert r.status_code == 400 and r.json()["code"] == "BJ021"
