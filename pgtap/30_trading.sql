@@ -2,7 +2,7 @@
 -- its documented SQLSTATE and changes nothing, slippage, idempotency, and the ledger's guard.
 begin;
 \ir helpers/setup.psql
-select plan(46);
+select plan(53);
 
 select tests.market('t1') \gset
 select tests.market('t3', '{A,B,C}', 50, 0) \gset
@@ -96,6 +96,21 @@ set local role betjee_owner;
 select throws_ok('update bj.ledger set amount = amount + 1', 'BJ900', null, 'the owner cannot update the ledger');
 reset role;
 select throws_ok('delete from bj.ledger', 'BJ900', null, 'nor can a superuser delete from it');
+
+-- a market's definition and a trader's name are checked whenever they are written, not by
+-- every trade (triggers on those columns rather than CHECK constraints)
+select throws_ok($$ update bj.markets set title = '' where code = 't1' $$, '23514', null, 'a market needs a title');
+select throws_ok($$ update bj.markets set fee_rate = 0.5 where code = 't1' $$, '23514', null, 'a fee rate below one half');
+select throws_ok($$ update bj.markets set status = 'paused' where code = 't1' $$, '23514', null, 'a known status');
+select throws_ok($$ update bj.markets set outcomes = '{A,B,C}' where code = 't1' $$, '23514', null, 'a quantity per outcome');
+select throws_ok($$ insert into bj.markets (code, title, liquidity, fee_rate, outcomes, q)
+                    values ('Bad Code', 'x', 100, 0, '{YES,NO}', '{0,0}') $$, '23514', null, 'a code of a-z, 0-9, _ and -');
+select throws_ok($$ update bj.users set username = 'No Spaces' where id = $$ || :bob, '23514', null, 'a username of a-z, 0-9 and _');
+select is((select array_agg(a.attname::text order by a.attname) from pg_trigger t
+             join pg_attribute a on a.attrelid = t.tgrelid and a.attnum = any(t.tgattr::int2[])
+            where t.tgrelid = 'bj.markets'::regclass and t.tgname = '_100_definition_is_valid'),
+          array['code', 'fee_rate', 'liquidity', 'outcomes', 'pricing', 'status', 'title'],
+          'and a trade, which writes only the market''s state, does not run that check');
 
 select * from finish();
 rollback;

@@ -62,6 +62,10 @@ begin atomic
       from bj.markets m
      where m.status in ('open', 'closed') and m.pool < (select max(x) from unnest(m.q) x)
     union all
+    -- one quantity per outcome (trades write q without the definition trigger seeing it)
+    select 'market has a quantity per outcome', m.code, cardinality(m.outcomes), cardinality(m.q)
+      from bj.markets m where cardinality(m.q) <> cardinality(m.outcomes)
+    union all
     -- the ledger's guards are in place
     select 'ledger is guarded', t.name, 1, count(g.tgname)
       from (values ('_100_append_only'), ('_100_no_truncate')) t(name)
