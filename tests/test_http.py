@@ -47,6 +47,26 @@ def test_signup_trade_and_me_over_http(http, make_market):
     assert account["positions"][0]["shares"] == 10
 
 
+def test_a_write_is_answered_only_once_its_commit_is_on_disk(http, make_market, db):
+    """Writes commit without waiting for the disk (their locks go at once); the answer waits
+    for a flush past the write's commit record."""
+    db.execute("create extension if not exists pg_walinspect")
+    market, me = make_market(), signup(http)
+    for _ in range(5):
+        start = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
+        r = http.post("/api/v1/rpc/trade", headers=bearer(me["token"]),
+                      json={"market": market, "outcome": "YES", "side": "buy", "shares": 1})
+        flushed = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
+        assert r.status_code == 200, r.text
+        xid = db.execute("select xmin::text::bigint as x from bj.trades where id = %s",
+                         [r.json()["trade_id"]]).fetchone()["x"]
+        # the WAL on disk when the answer came, searched for the trade's commit record
+        commits = db.execute("""select count(*) as n from pg_get_wal_records_info(%s, %s)
+                                 where resource_manager = 'Transaction' and record_type = 'COMMIT'
+                                   and xid::text::bigint = %s""", [start, flushed, xid]).fetchone()
+        assert commits["n"] == 1, "durable before it was answered"
+
+
 def test_exact_decimals_survive_the_round_trip(http, make_market):
     market = make_market()
     me = signup(http)
