@@ -112,12 +112,12 @@ async def call(conn: AsyncConnection, fn: Function, args: dict[str, Any], who: I
     statements go out pipelined, so the commit follows the call without a network round trip
     (a trade's row locks are held no longer than its work).
 
-    A write commits without waiting for its WAL to reach the disk, so its row locks go at once
-    and the next trade on the same market need not wait for the flush; the answer waits for
-    it instead: a second transaction commits synchronously, and its flush covers the write's
-    commit record, which precedes it in the WAL. Nothing is answered before it is durable; a
-    crash can only lose writes nobody was told about (in WAL order, so never one that a later
-    durable write saw)."""
+    A write (a VOLATILE function) commits without waiting for its WAL to reach the disk, so its
+    row locks go at once and the next trade on the same market need not wait for the flush;
+    the answer waits for it instead: a second transaction commits synchronously, and its flush
+    covers the write's commit record, which precedes it in the WAL. Nothing is answered before
+    it is durable; a crash can only lose writes nobody was told about (in WAL order, so never
+    one that a later durable write saw)."""
     query, params = prepare(fn, args)
     async with conn.pipeline():
         async with conn.transaction():
@@ -127,9 +127,9 @@ async def call(conn: AsyncConnection, fn: Function, args: dict[str, Any], who: I
                 "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
                 " set_config('request.ip', %s, true), set_config('statement_timeout', '10s', true),"
                 " set_config('synchronous_commit', %s, true)",
-                [who.role, json.dumps(who.claims), ip or "", "on" if readonly else "off"])
+                [who.role, json.dumps(who.claims), ip or "", "on" if fn.readonly else "off"])
             cursor = await conn.execute(query, params)
-        if not readonly:
+        if not fn.readonly:
             await conn.execute(DURABLE)
         row = await cursor.fetchone()
     return row[0] if row and row[0] is not None else "null"

@@ -65,6 +65,13 @@ def test_a_write_is_answered_only_once_its_commit_is_on_disk(http, make_market, 
                                  where resource_manager = 'Transaction' and record_type = 'COMMIT'
                                    and xid::text::bigint = %s""", [start, flushed, xid]).fetchone()
         assert commits["n"] == 1, "durable before it was answered"
+    # a read sent with POST has nothing to make durable, and pays for no second commit
+    start = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
+    assert http.post("/api/v1/rpc/get_market", json={"market": market}).status_code == 200
+    messages = db.execute("""select case when pg_current_wal_flush_lsn() = %(s)s then 0 else
+                                (select count(*) from pg_get_wal_records_info(%(s)s, pg_current_wal_flush_lsn())
+                                  where resource_manager = 'LogicalMessage') end as n""", {"s": start}).fetchone()
+    assert messages["n"] == 0
 
 
 def test_exact_decimals_survive_the_round_trip(http, make_market):
