@@ -123,7 +123,8 @@ async def forward(request: Request) -> Response:
             args = rpc.parse_body(body)
         ip = request.client.host if request.client else None
         async with app.state.pool.connection() as conn:
-            result = await rpc.call(conn, fn, args, who, ip, readonly)
+            result = await rpc.call(conn, fn, args, who, ip, readonly,
+                                    app.state.catalog.early_release)
     except rpc.BadArguments as exc:
         return error(400, "PGRST102", str(exc), hint=exc.hint)
     except PoolTimeout:

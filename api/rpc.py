@@ -27,6 +27,10 @@ select p.proname, p.provolatile in ('s', 'i') as readonly,
  order by p.proname
 """
 ERROR_CODES = "select code, status from bj.error_codes"
+# Whether this login may write the confirming transaction; without it, writes commit the
+# ordinary way (waiting for the flush with their locks held).
+CAN_CONFIRM = ("select has_function_privilege("
+               "'pg_catalog.pg_logical_emit_message(boolean, text, text)', 'execute')")
 # A transaction that writes one WAL record (an empty logical message) and so commits
 # synchronously: its flush covers every commit record before it.
 DURABLE = "select pg_logical_emit_message(true, 'betjee.durable', '')"
@@ -45,6 +49,7 @@ class Function:
 class Catalog:
     functions: dict[str, Function] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
+    early_release: bool = False
 
     @classmethod
     async def load(cls, conn: AsyncConnection) -> Catalog:
@@ -55,7 +60,8 @@ class Catalog:
             required = frozenset(names[:len(names) - ndefaults])
             functions[name] = Function(name, readonly, dict(zip(names, types)), required, comment)
         statuses = dict(await (await conn.execute(ERROR_CODES)).fetchall())
-        return cls(functions, statuses)
+        early_release = (await (await conn.execute(CAN_CONFIRM)).fetchone())[0]
+        return cls(functions, statuses, early_release)
 
 
 class BadArguments(Exception):
@@ -107,7 +113,7 @@ def prepare(fn: Function, args: dict[str, Any]) -> tuple[sql.Composed, list[str 
 
 
 async def call(conn: AsyncConnection, fn: Function, args: dict[str, Any], who: Identity,
-               ip: str | None, readonly: bool) -> str:
+               ip: str | None, readonly: bool, early_release: bool) -> str:
     """One request, one transaction: role and claims set locally, then the function. The
     statements go out pipelined, so the commit follows the call without a network round trip
     (a trade's row locks are held no longer than its work).
@@ -117,8 +123,10 @@ async def call(conn: AsyncConnection, fn: Function, args: dict[str, Any], who: I
     the answer waits for it instead: a second transaction commits synchronously, and its flush
     covers the write's commit record, which precedes it in the WAL. Nothing is answered before
     it is durable; a crash can only lose writes nobody was told about (in WAL order, so never
-    one that a later durable write saw)."""
+    one that a later durable write saw). Where the login may not write the second transaction
+    (early_release false), a write commits the ordinary way."""
     query, params = prepare(fn, args)
+    confirm = early_release and not fn.readonly
     async with conn.pipeline():
         async with conn.transaction():
             if readonly:
@@ -127,9 +135,9 @@ async def call(conn: AsyncConnection, fn: Function, args: dict[str, Any], who: I
                 "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
                 " set_config('request.ip', %s, true), set_config('statement_timeout', '10s', true),"
                 " set_config('synchronous_commit', %s, true)",
-                [who.role, json.dumps(who.claims), ip or "", "on" if fn.readonly else "off"])
+                [who.role, json.dumps(who.claims), ip or "", "off" if confirm else "on"])
             cursor = await conn.execute(query, params)
-        if not fn.readonly:
+        if confirm:
             await conn.execute(DURABLE)
         row = await cursor.fetchone()
     return row[0] if row and row[0] is not None else "null"

@@ -47,31 +47,56 @@ def test_signup_trade_and_me_over_http(http, make_market):
     assert account["positions"][0]["shares"] == 10
 
 
-def test_a_write_is_answered_only_once_its_commit_is_on_disk(http, make_market, db):
-    """Writes commit without waiting for the disk (their locks go at once); the answer waits
-    for a flush past the write's commit record."""
+def trades_are_durable_when_answered(http: httpx.Client, db, market: str, token: str) -> int:
+    """Five trades over HTTP; each time, the WAL on disk at the moment of the answer holds the
+    trade's commit record. Returns how many logical messages (confirming commits) were written."""
     db.execute("create extension if not exists pg_walinspect")
-    market, me = make_market(), signup(http)
+    first = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
     for _ in range(5):
         start = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
-        r = http.post("/api/v1/rpc/trade", headers=bearer(me["token"]),
+        r = http.post("/api/v1/rpc/trade", headers=bearer(token),
                       json={"market": market, "outcome": "YES", "side": "buy", "shares": 1})
         flushed = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
         assert r.status_code == 200, r.text
         xid = db.execute("select xmin::text::bigint as x from bj.trades where id = %s",
                          [r.json()["trade_id"]]).fetchone()["x"]
-        # the WAL on disk when the answer came, searched for the trade's commit record
         commits = db.execute("""select count(*) as n from pg_get_wal_records_info(%s, %s)
                                  where resource_manager = 'Transaction' and record_type = 'COMMIT'
                                    and xid::text::bigint = %s""", [start, flushed, xid]).fetchone()
         assert commits["n"] == 1, "durable before it was answered"
+    return logical_messages_since(db, first)
+
+
+def logical_messages_since(db, start) -> int:
+    return db.execute("""select case when pg_current_wal_flush_lsn() = %(s)s then 0 else
+                           (select count(*) from pg_get_wal_records_info(%(s)s, pg_current_wal_flush_lsn())
+                             where resource_manager = 'LogicalMessage') end as n""", {"s": start}).fetchone()["n"]
+
+
+def test_a_write_is_answered_only_once_its_commit_is_on_disk(http, make_market, db):
+    """Writes commit without waiting for the disk (their locks go at once); the answer waits
+    for a second commit whose flush covers the write's commit record."""
+    market, me = make_market(), signup(http)
+    assert trades_are_durable_when_answered(http, db, market, me["token"]) == 5
     # a read sent with POST has nothing to make durable, and pays for no second commit
     start = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
     assert http.post("/api/v1/rpc/get_market", json={"market": market}).status_code == 200
-    messages = db.execute("""select case when pg_current_wal_flush_lsn() = %(s)s then 0 else
-                                (select count(*) from pg_get_wal_records_info(%(s)s, pg_current_wal_flush_lsn())
-                                  where resource_manager = 'LogicalMessage') end as n""", {"s": start}).fetchone()
-    assert messages["n"] == 0
+    assert logical_messages_since(db, start) == 0
+
+
+def test_without_the_right_to_confirm_writes_commit_the_ordinary_way(db_url, db, make_market):
+    market = make_market()
+    fn = "pg_catalog.pg_logical_emit_message(boolean, text, text)"
+    db.execute(f"revoke execute on function {fn} from public")
+    proc, base = start_server(db_url)
+    try:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            me = signup(http)
+            assert trades_are_durable_when_answered(http, db, market, me["token"]) == 0
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        db.execute(f"grant execute on function {fn} to public")
 
 
 def test_exact_decimals_survive_the_round_trip(http, make_market):
