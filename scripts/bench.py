@@ -1,8 +1,9 @@
 """make bench: every figure as a ratio against a baseline measured in the same run.
 
 1. SQL path (pgbench): the bare transaction of a trade's shape, api.trade on one hot market
-   and on ten markets; and, timed in one session, the trade with and without the stop check
-   (50 uncrossed orders).
+   and on ten markets (sent as the HTTP layer sends a write), the bare transaction committed
+   the same way (for comparison); and, timed in one session, the trade with and without the
+   stop check (50 uncrossed orders).
 2. HTTP path: 32 and 128 concurrent clients trading on the hot market, against the SQL rate.
 3. Stream: 1,000 subscribers while trades commit at 100/s: delivery delay and server memory.
 
