@@ -176,7 +176,7 @@ async def changes_stream(request: Request) -> Response:
     try:
         await asyncio.wait_for(broadcaster.ready.wait(), timeout=10)
     except TimeoutError:
-        return unreachable("the change feed has not started")
+        return unreachable("the stream has not connected to the database yet")
     sub, live_from = broadcaster.subscribe()
     missed = None
     if last_id is not None:  # what changed between the client's cursor and the live one
