@@ -18,4 +18,6 @@ select m.id, m.version, m.changed_xid from bj.markets m;
 -- migrate re-creates it
 drop function if exists bj.changes(pg_snapshot, pg_snapshot) cascade;
 drop function if exists bj.parse_cursor(text) cascade;
+drop function if exists bj.changes(text, text) cascade;
+drop function if exists bj.read_cursor(text) cascade;
 alter table bj.markets drop column changed_xid cascade;

@@ -3,21 +3,26 @@
 -- Invariants kept here: no balance below zero; every short's maximum payout locked as
 -- collateral; the market's pool covers the payout of whichever outcome wins.
 
--- A market past its close_at reads as closed at once, with no worker needed.
--- (Its body is bound when created, so it needs no search_path; without one it is inlined.)
-create or replace function bj.market_status(p_market bj.markets) returns text
+-- A market past its close_at reads as closed at once, with no worker needed: as of a time
+-- (the change feed reads every market as of one), or now.
+-- (Bodies are bound when created, so they need no search_path; without one they are inlined.)
+create or replace function bj.market_status_at(p_market bj.markets, p_at timestamptz) returns text
 language sql stable
-return case when p_market.status = 'open' and p_market.close_at <= clock_timestamp()
+return case when p_market.status = 'open' and p_market.close_at <= p_at
             then 'closed' else p_market.status end;
 
--- The market as clients see it.
-create or replace function bj.market_json(p_market bj.markets) returns jsonb
+create or replace function bj.market_status(p_market bj.markets) returns text
+language sql stable
+return bj.market_status_at(p_market, clock_timestamp());
+
+-- The market as clients see it, its status as of a time.
+create or replace function bj.market_json_at(p_market bj.markets, p_at timestamptz) returns jsonb
 language sql stable
 begin atomic
   select jsonb_build_object(
     'code', p_market.code,
     'title', p_market.title,
-    'status', bj.market_status(p_market),
+    'status', bj.market_status_at(p_market, p_at),
     'pricing', p_market.pricing,
     'liquidity', p_market.liquidity,
     'fee_rate', p_market.fee_rate,
@@ -36,6 +41,11 @@ begin atomic
                                bj.display_prices(bj.curve_prices(p_market.pricing, p_market.q, p_market.liquidity)),
                                p_market.q) with ordinality o(name, price, shares, i)));
 end;
+
+-- The market as clients see it now.
+create or replace function bj.market_json(p_market bj.markets) returns jsonb
+language sql stable
+return bj.market_json_at(p_market, clock_timestamp());
 
 -- Find a market by code, or fail with unknown_market.
 create or replace function bj.find_market(p_code text) returns bj.markets
@@ -303,41 +313,74 @@ begin atomic
 end;
 
 
--- What changed after a cursor: the state now of every market whose last change the cursor
--- does not see, and the next cursor. A cursor is the snapshot an answer was read in
--- (pg_snapshot text), so a change is handed out by the first answer whose snapshot sees it
--- and by no later one: no gap, no repeat, and a market that never stops trading still comes
--- in every answer. With p_until (a later cursor), only the markets whose state now is the one
--- that cursor saw: what changed after it belongs to the answers that follow it.
-create or replace function bj.changes(p_since pg_snapshot, p_until pg_snapshot default null)
+-- What changed after a cursor: the state now of every market that changed since, and the next
+-- cursor. A cursor is the snapshot an answer was read in and the time its statuses were read
+-- as of (`xmin:xmax:xip@microseconds since 1970`). A market changed if its row's last change is
+-- not in the cursor's snapshot, or if its close_at passed after the cursor's time (it reads as
+-- closed with no row change). Each change is handed out by the first answer that sees it and by
+-- no later one: no gap, no repeat, and a market that never stops trading still comes in every
+-- answer. With p_until (a later cursor: the stream's catch-up), only the changes up to it whose
+-- state now is the one it saw: what changed after it belongs to the answers that follow it.
+create or replace function bj.changes(p_since text, p_until text default null)
 returns jsonb
 language plpgsql stable as $$
+declare
+  v_since record;
+  v_until record;
+  v_now timestamptz := clock_timestamp();
+  v_snapshot pg_snapshot;
+  v_at timestamptz;
 begin
+  select * into v_since from bj.read_cursor(p_since);
+  select * into v_until from bj.read_cursor(p_until);
+  v_snapshot := coalesce(v_until.snapshot, pg_current_snapshot());
+  v_at := coalesce(v_until.at, v_now);
   return jsonb_build_object(
-    'cursor', coalesce(p_until, pg_current_snapshot())::text,
+    'cursor', coalesce(p_until, format('%s@%s', v_snapshot, bj.cursor_time(v_at))),
     'markets', coalesce((
-      select jsonb_agg(bj.market_json(m) order by m.id) from bj.markets m
-       where (p_since is null or not pg_visible_in_snapshot(m.changed_xid, p_since))
-         and (p_until is null or pg_visible_in_snapshot(m.changed_xid, p_until))), '[]'));
+      select jsonb_agg(bj.market_json_at(m, v_now) order by m.id) from bj.markets m
+       where (p_until is null or pg_visible_in_snapshot(m.changed_xid, v_snapshot))
+         and (p_since is null
+              or not pg_visible_in_snapshot(m.changed_xid, v_since.snapshot)
+              or m.status = 'open' and m.close_at > v_since.at and m.close_at <= v_at)
+         -- catch-up: a market closing after the later cursor's time is the live answers'
+         and (m.status = 'open' and m.close_at > v_at and m.close_at <= v_now) is not true), '[]'));
 end $$;
 
--- A client's cursor, or bad input. A bare transaction id (the cursor of earlier versions: all
--- below it had ended) reads as the snapshot that sees exactly those.
-create or replace function bj.parse_cursor(p_cursor text) returns pg_snapshot
+-- A time in a cursor: whole microseconds since 1970, exact both ways.
+create or replace function bj.cursor_time(p_at timestamptz) returns bigint
+language sql immutable
+return extract(epoch from p_at) * 1000000;
+
+-- A client's cursor, or bad input: its snapshot and its time. A cursor without a time (as
+-- earlier versions handed out) is as of the beginning of time: a market that closed by its
+-- close_at comes once more. A bare transaction id (the cursor before that: all below it had
+-- ended) reads as the snapshot that sees exactly those.
+create or replace function bj.read_cursor(p_cursor text, out snapshot pg_snapshot, out at timestamptz)
 language plpgsql immutable as $$
+declare
+  v_parts text[] := regexp_match(p_cursor,
+    '^([0-9]{1,19}(:[0-9]{1,19}:([0-9]{1,19}(,[0-9]{1,19})*)?)?)(@([0-9]{1,17}))?$');
 begin
   if p_cursor is null then
-    return null;
+    return;
   end if;
-  if p_cursor ~ '^[0-9]{1,19}$' then
-    p_cursor := format('%s:%s:', p_cursor, p_cursor);
-  end if;
-  if p_cursor ~ '^[0-9]{1,19}:[0-9]{1,19}:([0-9]{1,19}(,[0-9]{1,19})*)?$' then
+  if v_parts is not null then
     begin
-      return p_cursor::pg_snapshot;
-    exception when invalid_text_representation then
-      -- well formed but impossible (xmin after xmax, …): reported below
+      snapshot := case when v_parts[2] is null then format('%1$s:%1$s:', v_parts[1])
+                       else v_parts[1] end::pg_snapshot;
+      -- (in two parts, each exact in the float an interval is multiplied by)
+      at := coalesce(timestamptz 'epoch' + v_parts[6]::bigint / 1000000 * interval '1 second'
+                                         + v_parts[6]::bigint % 1000000 * interval '1 microsecond',
+                     '-infinity');
+      return;
+    exception when invalid_text_representation or datetime_field_overflow then
+      -- well formed but impossible (xmin after xmax, a time out of range): reported below
     end;
   end if;
   perform bj.raise('BJ021', 'a cursor is the value api.changes returned');
 end $$;
+
+-- earlier signatures of the feed (cursors without their time)
+drop function if exists bj.changes(pg_snapshot, pg_snapshot);
+drop function if exists bj.parse_cursor(text);

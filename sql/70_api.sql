@@ -126,7 +126,7 @@ comment on function api.my_trades(bigint, int) is
 create or replace function api.changes(since text default null) returns jsonb
 language plpgsql stable security definer set search_path = '' as $$
 begin
-  return bj.changes(bj.parse_cursor(changes.since));
+  return bj.changes(changes.since);
 end $$;
 grant execute on function api.changes(text) to anon, authenticated;
 comment on function api.changes(text) is
@@ -136,7 +136,7 @@ comment on function api.changes(text) is
 create or replace function api.changes_between(since text, until text) returns jsonb
 language plpgsql stable security definer set search_path = '' as $$
 begin
-  return bj.changes(bj.parse_cursor(changes_between.since), bj.parse_cursor(changes_between.until));
+  return bj.changes(changes_between.since, changes_between.until);
 end $$;
 grant execute on function api.changes_between(text, text) to anon, authenticated;
 comment on function api.changes_between(text, text) is

@@ -88,10 +88,12 @@ def unique(prefix: str) -> str:
 @pytest.fixture
 def make_market(db: psycopg.Connection):
     def make(outcomes: tuple[str, ...] = ("YES", "NO"), liquidity: float | str = 100,
-             fee_rate: str = "0.0167", pricing: str = "lmsr") -> str:
+             fee_rate: str = "0.0167", pricing: str = "lmsr", close_in: str | None = None) -> str:
+        """A new market; close_in (an interval) sets its close_at that far from now."""
         code = unique("m")
-        db.execute("select admin.create_market(%s, %s, %s, %s::numeric, %s::numeric, null, %s)",
-                   [code, code, list(outcomes), str(liquidity), fee_rate, pricing])
+        db.execute("select admin.create_market(%s, %s, %s, %s::numeric, %s::numeric,"
+                   " clock_timestamp() + %s::interval, %s)",
+                   [code, code, list(outcomes), str(liquidity), fee_rate, close_in, pricing])
         return code
     return make
 

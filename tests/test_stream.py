@@ -196,7 +196,8 @@ def test_a_market_that_never_stops_trading_comes_in_every_poll(db_url, db, make_
 
 
 def test_a_malformed_or_impossible_cursor_is_bad_input(db):
-    for cursor in ("abc", "-1", "10:5:", "10:20:25", "1:2:3:4", "1" * 25):
+    for cursor in ("abc", "-1", "10:5:", "10:20:25", "1:2:3:4", "1" * 25, "10:20:@", "10:20:@x",
+                   "@5", "10:20:@-5", "10:20:@" + "9" * 18):
         with pytest.raises(psycopg.Error) as err:
             rpc_sql(db, None, "changes", since=cursor)
         assert err.value.sqlstate == "BJ021", cursor
@@ -210,6 +211,64 @@ def test_a_cursor_of_the_earlier_kind_still_reads(db, make_market, make_user):
     rpc_sql(db, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(1))
     cursor, seen = versions_seen(db, market, boundary)
     assert seen == [1] and cursor.count(":") == 2
+    snapshot_only = cursor.split("@")[0]  # the cursor before it carried a time
+    rpc_sql(db, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(1))
+    _, seen = versions_seen(db, market, snapshot_only)
+    assert seen == [2]
+
+
+def markets_in(answer: dict, *codes: str) -> list[tuple[str, str]]:
+    return [(m["code"], m["status"]) for m in answer["markets"] if m["code"] in codes]
+
+
+def sleep_past(db: psycopg.Connection, market: str) -> None:
+    """Until the database's clock has passed the market's close_at."""
+    left = db.execute("select extract(epoch from close_at - clock_timestamp())::float8 as s"
+                      " from bj.markets where code = %s", [market]).fetchone()["s"]
+    time.sleep(max(0.0, left) + 0.05)
+
+
+def test_a_market_reaching_its_close_at_comes_once_as_closed(db, make_market):
+    """Nothing writes the market's row when its close_at passes; the feed still announces it."""
+    market = make_market(close_in="1 second")
+    cursor = rpc_sql(db, None, "changes")["cursor"]
+    before = rpc_sql(db, None, "changes", since=cursor)
+    sleep_past(db, market)
+    after = rpc_sql(db, None, "changes", since=before["cursor"])
+    again = rpc_sql(db, None, "changes", since=after["cursor"])
+    assert markets_in(before, market) == []
+    assert markets_in(after, market) == [(market, "closed")], "in the first answer after it closed"
+    assert markets_in(again, market) == [], "and in no later one"
+
+
+def test_a_catch_up_leaves_a_closing_after_its_end_to_the_live_answers(db, make_market, make_user):
+    """Catching up from c0 to c1 (the live stream's cursor) brings what closed between their
+    times; a market that traded before c1 but closed after it comes in the first live answer,
+    and not in both."""
+    early, late = make_market(close_in="1 second"), make_market(close_in="2 seconds")
+    user = make_user()["user_id"]
+    c0 = rpc_sql(db, None, "changes")["cursor"]
+    rpc_sql(db, user, "trade", market=late, outcome="YES", side="buy", shares=Decimal(1))
+    sleep_past(db, early)
+    c1 = rpc_sql(db, None, "changes", since=c0)["cursor"]
+    sleep_past(db, late)
+    caught_up = rpc_sql(db, None, "changes_between", since=c0, until=c1)
+    live = rpc_sql(db, None, "changes", since=c1)
+    assert caught_up["cursor"] == c1
+    assert markets_in(caught_up, early, late) == [(early, "closed")]
+    assert markets_in(live, early, late) == [(late, "closed")]
+
+
+def test_a_subscriber_sees_a_market_close_when_its_close_at_passes(server, db, make_market):
+    market = make_market(close_in="1 second")
+    sub = Subscriber(server)
+    sub.start()
+    sub.first_id()
+    sleep_past(db, market)
+    batches = sub.batches(time.monotonic() + 1.5)
+    sub.stop.set()
+    seen = [m["status"] for _, batch in batches for m in batch["markets"] if m["code"] == market]
+    assert seen and seen[-1] == "closed" and seen.count("closed") == 1, f"announced once: {seen}"
 
 
 def test_a_stream_resumed_from_a_malformed_cursor_is_refused(server):
