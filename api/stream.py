@@ -3,7 +3,9 @@
 One dedicated connection (never a pooled one) LISTENs for schema changes and polls
 api.changes a few times a second, so trades never pay for a NOTIFY. Each batch of changes is
 one event whose id is the cursor it ends at (the snapshot it was read in); it fans out to
-per-subscriber bounded queues. A subscriber that falls behind is dropped rather than buffered
+per-subscriber bounded queues. Writes over HTTP commit before their WAL is on disk; a cursor
+that moved is made durable (as the forwarder makes a write durable before answering) before
+anyone sees it, so the stream never shows a state that a crash could take back. A subscriber that falls behind is dropped rather than buffered
 without bound: it reconnects with Last-Event-ID and catches up from its cursor with
 api.changes_between, without gaps or repeats.
 """
@@ -18,6 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import psycopg
 from psycopg import AsyncConnection
 
+from api.rpc import CAN_CONFIRM, DURABLE
+
 log = logging.getLogger("betjee.stream")
 QUEUE_SIZE = 256
 HEARTBEAT_S = 15.0
@@ -29,6 +33,7 @@ class Broadcaster:
         self.interval = interval
         self.on_schema = on_schema
         self.cursor: str | None = None
+        self.confirm = False
         self.subscribers: set[Subscriber] = set()
         self.ready = asyncio.Event()
 
@@ -46,6 +51,7 @@ class Broadcaster:
         async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
             await conn.execute("listen betjee_schema")
             await conn.execute("set role anon")
+            self.confirm = (await (await conn.execute(CAN_CONFIRM)).fetchone())[0]
             if self.cursor is None:
                 self.cursor = await self._changes(conn, None)
             self.ready.set()
@@ -61,6 +67,9 @@ class Broadcaster:
         row = await (await conn.execute("select api.changes(%s)::text", [since])).fetchone()
         batch = json.loads(row[0])
         cursor = batch["cursor"]
+        if self.confirm and snapshot(cursor) != snapshot(since):
+            # every commit this snapshot sees precedes this flush in the WAL
+            await conn.execute(DURABLE)
         if since is not None and batch["markets"]:
             self._publish(since, cursor, row[0])
         self.cursor = cursor
@@ -81,6 +90,11 @@ class Broadcaster:
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+
+
+def snapshot(cursor: str | None) -> str | None:
+    """A cursor's snapshot, without the time it carries."""
+    return cursor.partition("@")[0] if cursor is not None else None
 
 
 class Subscriber:

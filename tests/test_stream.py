@@ -274,3 +274,33 @@ def test_a_subscriber_sees_a_market_close_when_its_close_at_passes(server, db, m
 def test_a_stream_resumed_from_a_malformed_cursor_is_refused(server):
     r = httpx.get(server + "/api/v1/stream", headers={"Last-Event-ID": "10:5:"}, timeout=10)
     assert r.status_code == 400 and r.json()["code"] == "BJ021"
+
+
+def test_the_stream_shows_a_change_only_once_it_is_on_disk(server, db_url, db, make_market, make_user):
+    """Writes over HTTP commit before their WAL is flushed (the answer waits for the flush), so
+    the stream must wait too: a trade committed without waiting for the disk, with the WAL
+    writer slowed down, reaches subscribers only after a flush that covers its commit."""
+    market, user = make_market(), make_user()["user_id"]
+    db.execute("alter system set wal_writer_delay = '10s'")
+    db.execute("select pg_reload_conf()")
+    try:
+        time.sleep(0.5)  # the WAL writer reads its settings between rounds
+        sub = Subscriber(server)
+        sub.start()
+        sub.first_id()
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("set synchronous_commit = off")
+            rpc_sql(conn, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(1))
+            committed = conn.execute("select pg_current_wal_insert_lsn()::text").fetchone()[0]
+        deadline, seen = time.monotonic() + 5, False
+        while not seen and time.monotonic() < deadline:
+            _, batch = sub.events.get(timeout=5)
+            seen = batch is not None and any(m["code"] == market for m in batch["markets"])
+        on_disk = db.execute("select pg_current_wal_flush_lsn() >= %s::pg_lsn as d",
+                             [committed]).fetchone()["d"]
+        sub.stop.set()
+        assert seen, "the trade reached the stream"
+        assert on_disk, "and its commit was on disk when it did"
+    finally:
+        db.execute("alter system reset wal_writer_delay")
+        db.execute("select pg_reload_conf()")
