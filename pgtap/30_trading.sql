@@ -2,7 +2,7 @@
 -- its documented SQLSTATE and changes nothing, slippage, idempotency, and the ledger's guard.
 begin;
 \ir helpers/setup.psql
-select plan(53);
+select plan(54);
 
 select tests.market('t1') \gset
 select tests.market('t3', '{A,B,C}', 50, 0) \gset
@@ -62,7 +62,8 @@ select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'sell', 2000, null, 
 select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 10, null, 5, null, null) $$, :bob), 'BJ003', 'the price moved past your bound', 'max_total exceeded');
 select throws_ok(format($$ select bj.trade(%s, 't1', 'NO', 'sell', 1, null, null, 0.9, null) $$, :bob), 'BJ003', 'the price moved past your bound', 'min_total not reached');
 select throws_ok(format($$ select bj.trade(%s, 't1', 'NO', 'sell', 1, null, 5, null, null) $$, :bob), 'BJ021', 'invalid argument', 'max_total on a sale');
-select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, null, null, repeat('k', 201)) $$, :bob), '23514', null, 'an overlong idempotency key');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, null, null, repeat('k', 201)) $$, :bob), 'BJ021', 'invalid argument', 'an overlong idempotency key');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, null, null, '') $$, :bob), 'BJ021', 'invalid argument', 'an empty idempotency key');
 select is(tests.state(), :'before', 'the refused calls changed nothing');
 select admin.close_market('t1') \gset
 select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, null, null, null) $$, :bob), 'BJ002', 'the market is not open for trading', 'a closed market');

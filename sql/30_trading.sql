@@ -277,6 +277,9 @@ declare
   v_stored bj.idempotency;
   v_receipt jsonb;
 begin
+  if length(p_key) not between 1 and 200 then
+    perform bj.raise('BJ021', 'idempotency_key must be 1 to 200 characters');
+  end if;
   if p_key is not null then
     v_request := jsonb_build_object('market', p_market, 'outcome', p_outcome, 'side', p_side,
       'shares', p_shares, 'spend', p_spend, 'max_total', p_max_total, 'min_total', p_min_total);
