@@ -20,9 +20,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import psycopg
 from psycopg import AsyncConnection
 
-from api.rpc import CAN_CONFIRM, DURABLE
+from api.rpc import CAN_CONFIRM
 
 log = logging.getLogger("betjee.stream")
+# The forwarder's confirming transaction (api.rpc.DURABLE), under the stream's name in the WAL.
+DURABLE = "select pg_logical_emit_message(true, 'betjee.stream', '')"
 QUEUE_SIZE = 256
 HEARTBEAT_S = 15.0
 
