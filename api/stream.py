@@ -3,9 +3,10 @@
 One dedicated connection (never a pooled one) LISTENs for schema changes and polls
 api.changes a few times a second, so trades never pay for a NOTIFY. Each batch of changes is
 one event whose id is the cursor it ends at (the snapshot it was read in); it fans out to
-per-subscriber bounded queues. Writes over HTTP commit before their WAL is on disk; a cursor
-that moved is made durable (as the forwarder makes a write durable before answering) before
-anyone sees it, so the stream never shows a state that a crash could take back. A subscriber that falls behind is dropped rather than buffered
+per-subscriber bounded queues. Writes over HTTP commit before their WAL is on disk, so the
+cursor moves only with a batch, which is made durable (as the forwarder makes a write durable
+before answering) before anyone sees it: the stream never shows a state, nor hands out a
+cursor, that a crash could take back; and an idle exchange costs the stream no writes. A subscriber that falls behind is dropped rather than buffered
 without bound: it reconnects with Last-Event-ID and catches up from its cursor with
 api.changes_between, without gaps or repeats.
 """
@@ -69,10 +70,12 @@ class Broadcaster:
         row = await (await conn.execute("select api.changes(%s)::text", [since])).fetchone()
         batch = json.loads(row[0])
         cursor = batch["cursor"]
-        if self.confirm and snapshot(cursor) != snapshot(since):
-            # every commit this snapshot sees precedes this flush in the WAL
+        if since is not None and not batch["markets"]:
+            return since  # nothing new: the cursor stays where it was made durable
+        if self.confirm:
+            # every commit (and abort) this snapshot sees precedes this flush in the WAL
             await conn.execute(DURABLE)
-        if since is not None and batch["markets"]:
+        if since is not None:
             self._publish(since, cursor, row[0])
         self.cursor = cursor
         return cursor
@@ -92,11 +95,6 @@ class Broadcaster:
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
-
-
-def snapshot(cursor: str | None) -> str | None:
-    """A cursor's snapshot, without the time it carries."""
-    return cursor.partition("@")[0] if cursor is not None else None
 
 
 class Subscriber:

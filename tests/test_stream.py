@@ -304,3 +304,20 @@ def test_the_stream_shows_a_change_only_once_it_is_on_disk(server, db_url, db, m
     finally:
         db.execute("alter system reset wal_writer_delay")
         db.execute("select pg_reload_conf()")
+
+
+def test_an_idle_exchange_costs_the_stream_no_writes(server, db, make_market, make_user):
+    market, user = make_market(), make_user()["user_id"]
+    time.sleep(0.3)  # the market's creation has been published
+    db.execute("create extension if not exists pg_walinspect")
+
+    def confirms_during(seconds: float) -> int:
+        start = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
+        time.sleep(seconds)
+        return db.execute("""select case when pg_current_wal_flush_lsn() = %(s)s then 0 else
+                               (select count(*) from pg_get_wal_records_info(%(s)s, pg_current_wal_flush_lsn())
+                                 where description like '%%"betjee.stream"%%') end as n""",
+                          {"s": start}).fetchone()["n"]
+    assert confirms_during(1.0) == 0, "ten polls found nothing and wrote nothing"
+    rpc_sql(db, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(1))
+    assert confirms_during(0.5) == 1, "one batch, one confirming commit"
