@@ -2,7 +2,7 @@
 -- its documented SQLSTATE and changes nothing, slippage, idempotency, and the ledger's guard.
 begin;
 \ir helpers/setup.psql
-select plan(54);
+select plan(56);
 
 select tests.market('t1') \gset
 select tests.market('t3', '{A,B,C}', 50, 0) \gset
@@ -67,6 +67,8 @@ select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, null
 select is(tests.state(), :'before', 'the refused calls changed nothing');
 select admin.close_market('t1') \gset
 select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, null, null, null) $$, :bob), 'BJ002', 'the market is not open for trading', 'a closed market');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', -1, null, null, null, null) $$, :bob), 'BJ002', 'the market is not open for trading', 'a closed market, whatever the quantity');
+select throws_ok($$ select bj.quote('t1', 'YES', 'buy', -1, null) $$, 'BJ002', 'the market is not open for trading', 'and a quote says the same');
 
 
 -- idempotency

@@ -138,11 +138,11 @@ begin
     perform bj.raise('BJ010', p_market);
   end if;
   v_j := bj.outcome_index(v_market, p_outcome);
-  v_t := bj.price_trade(v_market.pricing, v_market.q, v_market.liquidity, v_market.fee_rate, v_j,
-                        p_side, p_shares, p_spend);
   if v_market.status <> 'open' or v_market.close_at <= clock_timestamp() then
     perform bj.raise('BJ002', format('%s is %s', v_market.code, bj.market_status(v_market)));
   end if;
+  v_t := bj.price_trade(v_market.pricing, v_market.q, v_market.liquidity, v_market.fee_rate, v_j,
+                        p_side, p_shares, p_spend);
 
   -- 2. the trader's row, then the cooldown
   select * into v_user from bj.users u where u.id = p_user for update;
