@@ -6,9 +6,10 @@ one event whose id is the cursor it ends at (the snapshot it was read in); it fa
 per-subscriber bounded queues. Writes over HTTP commit before their WAL is on disk, so the
 cursor moves only with a batch, which is made durable (as the forwarder makes a write durable
 before answering) before anyone sees it: the stream never shows a state, nor hands out a
-cursor, that a crash could take back; and an idle exchange costs the stream no writes. A subscriber that falls behind is dropped rather than buffered
-without bound: it reconnects with Last-Event-ID and catches up from its cursor with
-api.changes_between, without gaps or repeats.
+cursor, that a crash could take back; and an idle exchange costs the stream no writes. A
+subscriber that falls behind is dropped rather than buffered without bound: it reconnects
+with Last-Event-ID and catches up from its cursor with api.changes_between, without gaps or
+repeats.
 """
 
 from __future__ import annotations
