@@ -144,7 +144,8 @@ def database_error(exc: psycopg.Error, call: str, anonymous: bool) -> Response:
     if status >= 500:
         logging.getLogger("betjee").error("%s failed: %s", call, exc)
     return error(status, exc.sqlstate or "XX000", diag.message_primary or str(exc),
-                 diag.message_detail, diag.message_hint)
+                 diag.message_detail, diag.message_hint,
+                 headers={"Retry-After": "1"} if status == 503 else None)
 
 
 def unreachable(details: str) -> Response:

@@ -229,6 +229,21 @@ def test_database_unreachable_is_503(db_url):
         proc.wait(10)
 
 
+def test_a_transient_database_error_is_503_with_retry_after():
+    """A statement timeout, a deadlock or a serialization failure: try again shortly."""
+    from api.app import app, database_error
+    from api.errors import Statuses
+    app.state.statuses = Statuses()
+    for exc in (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"),
+                psycopg.errors.DeadlockDetected("deadlock detected"),
+                psycopg.errors.SerializationFailure("could not serialize access")):
+        r = database_error(exc, "api.trade", False)
+        assert (r.status_code, r.headers.get("retry-after")) == (503, "1"), exc
+        assert json.loads(r.body)["code"] == exc.sqlstate
+    assert "retry-after" not in database_error(psycopg.errors.CheckViolation("no"), "api.trade",
+                                               False).headers
+
+
 def test_orders_over_http(http, make_market):
     market = make_market()
     me = signup(http)
