@@ -95,10 +95,10 @@ declare
   v_order bj.orders;
   v_position numeric;
   v_receipt jsonb;
-  v_fired jsonb := '[]';
+  v_fired jsonb := '[]'::jsonb;
   v_max int;
   v_count int := 0;
-  v_busy bigint[] := '{}';
+  v_busy bigint[] := '{}'::bigint[];
   v_detail text;
 begin
   loop
