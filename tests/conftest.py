@@ -123,6 +123,16 @@ def rpc_sql(conn: psycopg.Connection, user_id: int | None, fn: str, **args) -> d
     return row[0] if not isinstance(row, dict) else row["r"]
 
 
+def logical_messages_since(db: psycopg.Connection, start: str, prefix: str = "betjee.durable") -> int:
+    """Logical messages with this prefix on disk since WAL position start: the forwarder's
+    confirming commits (betjee.durable), or the stream's (betjee.stream)."""
+    return db.execute("""select case when pg_current_wal_flush_lsn() = %(s)s then 0 else
+                           (select count(*) from pg_get_wal_records_info(%(s)s, pg_current_wal_flush_lsn())
+                             where resource_manager = 'LogicalMessage'
+                               and description like '%%"' || %(p)s || '"%%') end as n""",
+                      {"s": start, "p": prefix}).fetchone()["n"]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

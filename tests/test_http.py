@@ -11,7 +11,7 @@ import httpx
 import jwt
 import psycopg
 
-from tests.conftest import SECRET, start_server
+from tests.conftest import SECRET, logical_messages_since, start_server
 
 
 def signup(http: httpx.Client) -> dict:
@@ -65,13 +65,6 @@ def trades_are_durable_when_answered(http: httpx.Client, db, market: str, token:
                                    and xid::text::bigint = %s""", [start, flushed, xid]).fetchone()
         assert commits["n"] == 1, "durable before it was answered"
     return logical_messages_since(db, first)
-
-
-def logical_messages_since(db, start) -> int:
-    return db.execute("""select case when pg_current_wal_flush_lsn() = %(s)s then 0 else
-                           (select count(*) from pg_get_wal_records_info(%(s)s, pg_current_wal_flush_lsn())
-                             where resource_manager = 'LogicalMessage'
-                               and description like '%%"betjee.durable"%%') end as n""", {"s": start}).fetchone()["n"]
 
 
 def test_a_write_is_answered_only_once_its_commit_is_on_disk(http, make_market, db):

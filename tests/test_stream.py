@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import rpc_sql
+from tests.conftest import logical_messages_since, rpc_sql
 
 
 class Subscriber(threading.Thread):
@@ -314,10 +314,7 @@ def test_an_idle_exchange_costs_the_stream_no_writes(server, db, make_market, ma
     def confirms_during(seconds: float) -> int:
         start = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
         time.sleep(seconds)
-        return db.execute("""select case when pg_current_wal_flush_lsn() = %(s)s then 0 else
-                               (select count(*) from pg_get_wal_records_info(%(s)s, pg_current_wal_flush_lsn())
-                                 where description like '%%"betjee.stream"%%') end as n""",
-                          {"s": start}).fetchone()["n"]
+        return logical_messages_since(db, start, "betjee.stream")
     assert confirms_during(1.0) == 0, "ten polls found nothing and wrote nothing"
     rpc_sql(db, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(1))
     assert confirms_during(0.5) == 1, "one batch, one confirming commit"
