@@ -138,7 +138,7 @@ begin
     perform bj.raise('BJ010', p_market);
   end if;
   v_j := bj.outcome_index(v_market, p_outcome);
-  if v_market.status <> 'open' or v_market.close_at <= clock_timestamp() then
+  if bj.market_status(v_market) <> 'open' then
     perform bj.raise('BJ002', format('%s is %s', v_market.code, bj.market_status(v_market)));
   end if;
   v_t := bj.price_trade(v_market.pricing, v_market.q, v_market.liquidity, v_market.fee_rate, v_j,
