@@ -81,7 +81,9 @@ declare
   v_j int := bj.outcome_index(v_market, p_outcome);
   v_t record;
 begin
-  if bj.market_status(v_market) <> 'open' then
+  -- (market_status_at, not market_status: a STABLE SQL function whose body reads
+  -- clock_timestamp() is never inlined, and is planned again in every transaction)
+  if bj.market_status_at(v_market, clock_timestamp()) <> 'open' then
     perform bj.raise('BJ002', format('%s is %s', v_market.code, bj.market_status(v_market)));
   end if;
   v_t := bj.price_trade(v_market.pricing, v_market.q, v_market.liquidity, v_market.fee_rate, v_j,
@@ -138,7 +140,9 @@ begin
     perform bj.raise('BJ010', p_market);
   end if;
   v_j := bj.outcome_index(v_market, p_outcome);
-  if bj.market_status(v_market) <> 'open' then
+  -- (market_status_at, not market_status: a STABLE SQL function whose body reads
+  -- clock_timestamp() is never inlined, and is planned again in every transaction)
+  if bj.market_status_at(v_market, clock_timestamp()) <> 'open' then
     perform bj.raise('BJ002', format('%s is %s', v_market.code, bj.market_status(v_market)));
   end if;
   v_t := bj.price_trade(v_market.pricing, v_market.q, v_market.liquidity, v_market.fee_rate, v_j,
