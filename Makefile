@@ -33,7 +33,9 @@ psql: db
 analyst: db
 	@psql "$$($(PY) -c 'import sys; from psycopg.conninfo import conninfo_to_dict as d, make_conninfo as m; p = d(sys.argv[1]); p.update(user="analyst"); p.pop("password", None); print(m(**p))' "$(DBURL)")"
 
+# stop the server `make run` started (by its pid), then the embedded cluster
 stop:
+	@scripts/server.sh stop
 	@scripts/cluster.sh stop
 
 migrate: db
@@ -45,9 +47,13 @@ rollback: deps
 seed: db
 	@$(PY) scripts/db.py up "$(DBURL)" --seed
 
+# serve; the server's pid goes to .run/server.pid for `make stop`. --no-proxy-headers: the
+# client address comes from api/address.py (BETJEE_TRUSTED_PROXIES), never from a header
+# that anyone on the machine could send.
 run: seed
+	@mkdir -p .run && echo $$$$ > .run/server.pid
 	@BETJEE_DATABASE_URL="$(DBURL)" exec .venv/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
-	  --workers $(WORKERS) --no-access-log --timeout-graceful-shutdown 5
+	  --workers $(WORKERS) --no-access-log --no-proxy-headers --timeout-graceful-shutdown 5
 
 test: deps
 	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start

@@ -22,13 +22,17 @@ from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Route
 
 from api import docs, rpc, stream
+from api.address import client_address, trusted_proxies
 from api.auth import AuthError, identify, secret
 from api.errors import Statuses, error
 
 MAX_BODY = int(os.environ.get("BETJEE_MAX_BODY", "65536"))
+# How long a call waits for a pooled connection, or for its turn at a limited call (a password
+# hash), before it is answered 503; and, while the database is known to be down, only briefly.
+WAIT_S = 5.0
+WAIT_DOWN_S = 0.5
 access_log = logging.getLogger("betjee.access")
-
-
+log = logging.getLogger("betjee")
 
 def api_conninfo() -> str:
     """The HTTP layer logs in as `authenticator`, which may only SET ROLE anon/authenticated."""
@@ -57,27 +61,42 @@ async def lifespan(app: Starlette):
     # A small pool serves more: trades on one market queue on its row lock, and more
     # connections than about twice the cores only add contention (measured in make bench).
     size = int(os.environ.get("BETJEE_POOL") or 2 * (os.cpu_count() or 2))
-    pool = AsyncConnectionPool(conninfo, min_size=min(2, size), max_size=size, timeout=5,
-                               open=False, kwargs={"autocommit": True})
+    # reconnect_timeout: a connection lost with the database is retried with a growing delay
+    # for this long, then given up and made again on demand, so nothing waits long once the
+    # database is back.
+    pool = AsyncConnectionPool(conninfo, min_size=min(2, size), max_size=size, timeout=WAIT_S,
+                               reconnect_timeout=2, open=False, kwargs={"autocommit": True})
     await pool.open(wait=False)
     app.state.pool = pool
+    app.state.trusted = trusted_proxies()
+    app.state.limits = {}
 
     async def refresh() -> None:
         try:
             async with pool.connection() as conn:
                 catalog = await rpc.Catalog.load(conn)
             app.state.catalog, app.state.statuses = catalog, Statuses(catalog.statuses)
+            app.state.limits = {name: Limit(n) for name, n in catalog.limits.items()}
         except (psycopg.Error, PoolTimeout) as exc:
-            logging.getLogger("betjee").warning("catalog not loaded: %s", exc)
+            log.warning("catalog not loaded: %s", exc)
 
     await refresh()
     app.state.refresh = refresh
+    app.state.pool_check = None
     app.state.broadcaster = stream.Broadcaster(
-        conninfo, int(os.environ.get("BETJEE_STREAM_INTERVAL_MS", "100")) / 1000, refresh)
+        conninfo, int(os.environ.get("BETJEE_STREAM_INTERVAL_MS", "100")) / 1000, refresh,
+        check_pool_soon)
     task = asyncio.create_task(app.state.broadcaster.run())
     yield
     task.cancel()
     await pool.close()
+
+
+class Limit:
+    """At most n calls of a function at once (the catalog's bj.call_limits); the others wait."""
+
+    def __init__(self, n: int) -> None:
+        self.slots = asyncio.Semaphore(max(1, n))
 
 
 async def call_rpc(request: Request) -> Response:
@@ -87,8 +106,12 @@ async def call_rpc(request: Request) -> Response:
         access_log.info(json.dumps({"method": request.method, "path": request.url.path,
                                     "status": response.status_code,
                                     "ms": round((time.perf_counter() - started) * 1000, 2),
-                                    "ip": request.client.host if request.client else None}))
+                                    "ip": client_address(request, app.state.trusted)}))
     return response
+
+
+def database_down() -> bool:
+    return not app.state.broadcaster.connected.is_set()
 
 
 async def forward(request: Request) -> Response:
@@ -105,9 +128,10 @@ async def forward(request: Request) -> Response:
         who = identify(request.headers.get("authorization"), app.state.key)
     except AuthError as exc:
         return error(401, "PGRST301", str(exc), headers={"WWW-Authenticate": "Bearer"})
-    readonly = request.method == "GET"
+    readonly = request.method in ("GET", "HEAD")
     if readonly and not fn.readonly:
-        return error(405, "PGRST101", f"api.{name} changes data: call it with POST")
+        return error(405, "PGRST101", f"api.{name} changes data: call it with POST",
+                     headers={"Allow": "POST"})
     try:
         if readonly:
             args = dict(request.query_params)
@@ -115,37 +139,70 @@ async def forward(request: Request) -> Response:
             ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
             if ctype != "application/json":
                 return error(415, "PGRST107", "send the arguments as application/json")
-            if int(request.headers.get("content-length") or 0) > MAX_BODY:
+            length = request.headers.get("content-length") or "0"
+            if not length.isdigit() or int(length) > MAX_BODY:
                 return error(413, "PGRST413", f"the body exceeds {MAX_BODY} bytes")
             body = await request.body()
             if len(body) > MAX_BODY:
                 return error(413, "PGRST413", f"the body exceeds {MAX_BODY} bytes")
             args = rpc.parse_body(body)
-        ip = request.client.host if request.client else None
-        async with app.state.pool.connection() as conn:
-            result = await rpc.call(conn, fn, args, who, ip, readonly,
-                                    app.state.catalog.early_release)
+        query = rpc.prepare(fn, args)
+        limit = app.state.limits.get(name)
+        if limit is None:
+            answer = await call(fn, query, who, request, readonly)
+        else:
+            try:
+                await asyncio.wait_for(limit.slots.acquire(), WAIT_S)
+            except TimeoutError:
+                return error(503, "PGRST504", f"too many api.{name} calls at once: try again",
+                             headers={"Retry-After": "1"})
+            try:
+                answer = await call(fn, query, who, request, readonly)
+            finally:
+                limit.slots.release()
     except rpc.BadArguments as exc:
         return error(400, "PGRST102", str(exc), hint=exc.hint)
     except PoolTimeout:
-        return unreachable("no database connection became free in time")
+        if database_down():
+            return unreachable("no connection to the database")
+        return error(503, "PGRST504", "the server is busy: no database connection became free "
+                     "in time", headers={"Retry-After": "1"})
     except psycopg.Error as exc:
         return database_error(exc, f"api.{name}", who.anonymous)
-    return Response(result, media_type="application/json")
+    return Response(answer.body, status_code=answer.status, headers=answer.headers,
+                    media_type="application/json")
+
+
+async def call(fn: rpc.Function, query: rpc.Query, who, request: Request,
+               readonly: bool) -> rpc.Answer:
+    ip = client_address(request, app.state.trusted)
+    wait = WAIT_DOWN_S if database_down() else WAIT_S
+    async with app.state.pool.connection(timeout=wait) as conn:
+        return await rpc.call(conn, fn, query, who, ip, readonly, app.state.catalog.early_release)
 
 
 def database_error(exc: psycopg.Error, call: str, anonymous: bool) -> Response:
     if (exc.sqlstate or "").startswith("08") or (
             exc.sqlstate is None and isinstance(exc, (psycopg.OperationalError,
                                                       psycopg.InterfaceError))):
+        # the connection died: cull the pool's other dead ones before the next calls meet them
+        check_pool_soon()
         return unreachable(str(exc))
     diag = exc.diag
     status = app.state.statuses.status(exc.sqlstate, anonymous)
     if status >= 500:
-        logging.getLogger("betjee").error("%s failed: %s", call, exc)
+        log.error("%s failed: %s", call, exc)
     return error(status, exc.sqlstate or "XX000", diag.message_primary or str(exc),
                  diag.message_detail, diag.message_hint,
                  headers={"Retry-After": "1"} if status == 503 else None)
+
+
+def check_pool_soon() -> None:
+    """Check the pool's idle connections in the background (once at a time) and replace the
+    dead ones: after the database restarts, every pooled connection is dead."""
+    task = app.state.pool_check
+    if task is None or task.done():
+        app.state.pool_check = asyncio.create_task(app.state.pool.check())
 
 
 def unreachable(details: str) -> Response:
@@ -171,13 +228,15 @@ async def docs_page(request: Request) -> HTMLResponse:
 
 
 async def changes_stream(request: Request) -> Response:
-    """Live market changes; with Last-Event-ID, first what changed since that cursor."""
+    """Live market changes; with Last-Event-ID, first what changed since that cursor. While the
+    stream has no connection to the database, 503: a client retries (its EventSource does)
+    rather than holding a stream that shows nothing."""
     last_id = request.headers.get("last-event-id") or request.query_params.get("since")
     broadcaster = app.state.broadcaster
     try:
-        await asyncio.wait_for(broadcaster.ready.wait(), timeout=10)
+        await asyncio.wait_for(broadcaster.connected.wait(), timeout=WAIT_DOWN_S * 4)
     except TimeoutError:
-        return unreachable("the stream has not connected to the database yet")
+        return unreachable("the stream has no connection to the database")
     sub, live_from = broadcaster.subscribe()
     missed = None
     if last_id is not None:  # what changed between the client's cursor and the live one
@@ -198,6 +257,21 @@ async def changes_stream(request: Request) -> Response:
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+async def not_found(request: Request, exc: Exception) -> Response:
+    return error(404, "PGRST125", f"no such path: {request.url.path}",
+                 hint="calls are POST /api/v1/rpc/<function>; GET /api/v1/openapi.json lists them")
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    return error(405, "PGRST117", f"{request.method} is not allowed here")
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """A defect of the server's own: the documented error body, never a page of text (the
+    traceback goes to the log, where a defect belongs)."""
+    return error(500, "PGRST500", "the server failed to answer this call")
+
+
 origins = [o.strip() for o in os.environ.get("BETJEE_CORS_ORIGINS", "").split(",") if o.strip()]
 routes = [
     Route("/healthz", healthz),
@@ -209,4 +283,5 @@ routes = [
 ]
 app = Starlette(routes=routes, lifespan=lifespan, middleware=[
     Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
-               allow_headers=["authorization", "content-type", "last-event-id"])])
+               allow_headers=["authorization", "content-type", "last-event-id"])],
+    exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error})

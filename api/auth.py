@@ -1,5 +1,7 @@
 """Bearer token to role and claims. Tokens are HS256 JWTs signed by the database
-(bj.issue_token) with the secret both share; the algorithm is pinned."""
+(bj.issue_token) with the secret both share; the algorithm is pinned. A token is refused from
+the second its `exp` passes (no leeway); its `iat` is not checked, so a database clock a little
+ahead of this server's does not refuse fresh tokens."""
 
 from __future__ import annotations
 
@@ -43,8 +45,8 @@ def identify(header: str | None, key: str) -> Identity:
     if scheme.lower() != "bearer" or not token:
         raise AuthError("the Authorization header must be: Bearer <token>")
     try:
-        claims = jwt.decode(token.strip(), key, algorithms=["HS256"], leeway=5,
-                            options={"require": ["exp", "sub", "role"]})
+        claims = jwt.decode(token.strip(), key, algorithms=["HS256"], leeway=0,
+                            options={"require": ["exp", "sub", "role"], "verify_iat": False})
     except jwt.ExpiredSignatureError as exc:
         raise AuthError("JWT expired") from exc
     except jwt.PyJWTError as exc:

@@ -27,6 +27,7 @@ select p.proname, p.provolatile in ('s', 'i') as readonly,
  order by p.proname
 """
 ERROR_CODES = "select code, status from bj.error_codes"
+CALL_LIMITS = "select function, max_concurrent from bj.call_limits"
 # Whether this login may write the confirming transaction; without it, writes commit the
 # ordinary way (waiting for the flush with their locks held).
 CAN_CONFIRM = ("select has_function_privilege("
@@ -50,6 +51,7 @@ class Catalog:
     functions: dict[str, Function] = field(default_factory=dict)
     statuses: dict[str, int] = field(default_factory=dict)
     early_release: bool = False
+    limits: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     async def load(cls, conn: AsyncConnection) -> Catalog:
@@ -61,7 +63,8 @@ class Catalog:
             functions[name] = Function(name, readonly, dict(zip(names, types)), required, comment)
         statuses = dict(await (await conn.execute(ERROR_CODES)).fetchall())
         early_release = (await (await conn.execute(CAN_CONFIRM)).fetchone())[0]
-        return cls(functions, statuses, early_release)
+        limits = dict(await (await conn.execute(CALL_LIMITS)).fetchall())
+        return cls(functions, statuses, early_release, limits)
 
 
 class BadArguments(Exception):
@@ -70,16 +73,58 @@ class BadArguments(Exception):
         self.hint = hint
 
 
+MAX_DEPTH = 32  # arrays and objects within the arguments, nested
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise BadArguments(f"the key {twice!r} appears twice in one object")
+    return out
+
+
+def _not_json(constant: str) -> Any:
+    raise BadArguments(f"{constant} is not a JSON number")
+
+
+def _check(value: Any, depth: int = 0) -> None:
+    """Strings and keys must be Unicode text (no lone surrogate escapes such as \\ud800),
+    and the nesting shallow."""
+    if depth > MAX_DEPTH:
+        raise BadArguments(f"the arguments nest deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadArguments("a string holds an escape that is not a Unicode character "
+                               "(a lone surrogate)") from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check(key, depth + 1)
+            _check(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check(item, depth + 1)
+
+
 def parse_body(body: bytes) -> dict[str, Any]:
-    """Named arguments from a JSON object; numbers stay exact (Decimal)."""
+    """Named arguments from a JSON object; numbers stay exact (Decimal). Refused as bad input:
+    what is not JSON (NaN and Infinity included), a key twice in one object, lone surrogate
+    escapes, nesting deeper than MAX_DEPTH."""
     if not body.strip():
         return {}
     try:
-        args = json.loads(body, parse_float=Decimal)
+        args = json.loads(body, parse_float=Decimal, parse_constant=_not_json,
+                          object_pairs_hook=_no_duplicates)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadArguments(f"the body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadArguments(f"the arguments nest deeper than {MAX_DEPTH} levels") from exc
     if not isinstance(args, dict):
         raise BadArguments("the body must be a JSON object of named arguments")
+    _check(args)
     return args
 
 
@@ -88,6 +133,8 @@ def as_parameter(value: Any) -> str | None:
         return None
     if isinstance(value, str) and "\x00" in value:
         raise BadArguments("text arguments cannot contain NUL characters")
+    if isinstance(value, str):
+        _check(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
@@ -95,7 +142,10 @@ def as_parameter(value: Any) -> str | None:
     return str(value)
 
 
-def prepare(fn: Function, args: dict[str, Any]) -> tuple[sql.Composed, list[str | None]]:
+Query = tuple[sql.Composed, list[str | None]]
+
+
+def prepare(fn: Function, args: dict[str, Any]) -> Query:
     unknown = sorted(set(args) - set(fn.args))
     if unknown:
         raise BadArguments(f"api.{fn.name} has no argument {', '.join(unknown)}",
@@ -105,15 +155,33 @@ def prepare(fn: Function, args: dict[str, Any]) -> tuple[sql.Composed, list[str 
         raise BadArguments(f"api.{fn.name} needs {', '.join(missing)}",
                            hint=f"arguments: {', '.join(fn.args)}")
     names = [n for n in fn.args if n in args]
-    query = sql.SQL("select {}({})::text").format(
+    # the answer's status and headers, when the function sets them (PostgREST's convention)
+    query = sql.SQL("select {}({})::text, current_setting('response.status', true),"
+                    " current_setting('response.headers', true)").format(
         sql.Identifier("api", fn.name),
         sql.SQL(", ").join(sql.SQL("{} => %s::{}").format(sql.Identifier(n), sql.SQL(fn.args[n]))
                            for n in names))
     return query, [as_parameter(args[n]) for n in names]
 
 
-async def call(conn: AsyncConnection, fn: Function, args: dict[str, Any], who: Identity,
-               ip: str | None, readonly: bool, early_release: bool) -> str:
+@dataclass(frozen=True)
+class Answer:
+    body: str
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _answer(body: str | None, status: str | None, headers: str | None) -> Answer:
+    """The function's JSON, with the status and headers it set (PostgREST: response.status,
+    response.headers, a JSON array of one-header objects), if any."""
+    out: dict[str, str] = {}
+    for item in json.loads(headers) if headers else []:
+        out.update({str(k): str(v) for k, v in item.items()})
+    return Answer(body if body is not None else "null", int(status) if status else 200, out)
+
+
+async def call(conn: AsyncConnection, fn: Function, prepared: Query, who: Identity,
+               ip: str | None, readonly: bool, early_release: bool) -> Answer:
     """One request, one transaction: role and claims set locally, then the function. The
     statements go out pipelined, so the commit follows the call without a network round trip
     (a trade's row locks are held no longer than its work).
@@ -125,7 +193,7 @@ async def call(conn: AsyncConnection, fn: Function, args: dict[str, Any], who: I
     it is durable; a crash can only lose writes nobody was told about (in WAL order, so never
     one that a later durable write saw). Where the login may not write the second transaction
     (early_release false), a write commits the ordinary way."""
-    query, params = prepare(fn, args)
+    query, params = prepared
     confirm = early_release and not fn.readonly
     async with conn.pipeline():
         async with conn.transaction():
@@ -140,4 +208,4 @@ async def call(conn: AsyncConnection, fn: Function, args: dict[str, Any], who: I
         if confirm:
             await conn.execute(DURABLE)
         row = await cursor.fetchone()
-    return row[0] if row and row[0] is not None else "null"
+    return _answer(*row)

@@ -29,36 +29,48 @@ log = logging.getLogger("betjee.stream")
 DURABLE = "select pg_logical_emit_message(true, 'betjee.stream', '')"
 QUEUE_SIZE = 256
 HEARTBEAT_S = 15.0
+RETRY_S = 0.5  # between attempts to reach the database while it is away
 
 
 class Broadcaster:
-    def __init__(self, conninfo: str, interval: float, on_schema: Callable[[], Awaitable[None]]):
+    """The one connection that polls for changes. `connected` is set while it has the
+    database; when it gets the database back after losing it, it calls on_reconnect."""
+
+    def __init__(self, conninfo: str, interval: float, on_schema: Callable[[], Awaitable[None]],
+                 on_reconnect: Callable[[], None] = lambda: None):
         self.conninfo = conninfo
         self.interval = interval
         self.on_schema = on_schema
+        self.on_reconnect = on_reconnect
         self.cursor: str | None = None
         self.confirm = False
         self.subscribers: set[Subscriber] = set()
-        self.ready = asyncio.Event()
+        self.connected = asyncio.Event()
 
     async def run(self) -> None:
+        lost = False
         while True:
             try:
-                await self._serve()
+                await self._serve(lost)
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError) as exc:  # the database went away: retry
-                log.warning("stream connection lost: %s", exc)
-                await asyncio.sleep(1)
+                if not lost:
+                    log.warning("stream connection lost: %s", exc)
+                lost = True
+                self.connected.clear()
+                await asyncio.sleep(RETRY_S)
 
-    async def _serve(self) -> None:
+    async def _serve(self, lost: bool) -> None:
         async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
             await conn.execute("listen betjee_schema")
-            await conn.execute("set role anon")
             self.confirm = (await (await conn.execute(CAN_CONFIRM)).fetchone())[0]
             if self.cursor is None:
                 self.cursor = await self._changes(conn, None)
-            self.ready.set()
+            self.connected.set()
+            if lost:
+                log.warning("stream connection back")
+                self.on_reconnect()
             while True:
                 notified = False
                 async for _ in conn.notifies(timeout=self.interval, stop_after=1):
@@ -68,7 +80,9 @@ class Broadcaster:
                 await self._changes(conn, self.cursor)
 
     async def _changes(self, conn: AsyncConnection, since: str | None) -> str:
-        row = await (await conn.execute("select api.changes(%s)::text", [since])).fetchone()
+        async with conn.transaction():  # read as a visitor; confirm (below) as the login role
+            await conn.execute("set local role anon")
+            row = await (await conn.execute("select api.changes(%s)::text", [since])).fetchone()
         batch = json.loads(row[0])
         cursor = batch["cursor"]
         if since is not None and not batch["markets"]:

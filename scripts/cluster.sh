@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The embedded PostgreSQL cluster kept inside the checkout: .pgdata (data, log) and .pgsock
-# (its Unix socket), port $PGPORT_BETJEE (54329). As root the server runs as the unprivileged
+# (its Unix socket), port $PGPORT_BETJEE (54329); BETJEE_PGDATA and BETJEE_PGSOCK place
+# another one (the crash tests start their own). As root the server runs as the unprivileged
 # system user `postgres`. Ignored entirely when DATABASE_URL is set.
 #   cluster.sh start | stop | status | url [dbname]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-data="$root/.pgdata"
-sock="$root/.pgsock"
+data="${BETJEE_PGDATA:-$root/.pgdata}"
+sock="${BETJEE_PGSOCK:-$root/.pgsock}"
 port="${PGPORT_BETJEE:-54329}"
 dbname="${BETJEE_DB:-betjee}"
 bin=$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || true)
@@ -18,7 +19,7 @@ as_owner() {
 # As root, the data and socket folders belong to `postgres`, which must be able to reach
 # them: grant it traverse-only access to each ancestor folder that denies it.
 grant_traverse() {
-  local d="$root"
+  local d="$1"
   while [ "$d" != "/" ]; do
     if ! runuser -u postgres -- test -x "$d" 2>/dev/null; then
       setfacl -m u:postgres:x "$d" 2>/dev/null || chmod o+x "$d"
@@ -36,7 +37,7 @@ running() { [ -n "$bin" ] && as_owner "$bin/pg_ctl" -D "$data" status >/dev/null
 
 start() {
   [ -n "$bin" ] || { echo "PostgreSQL 15 is not installed (run scripts/deps.sh)" >&2; exit 1; }
-  if [ "$(id -u)" -eq 0 ]; then grant_traverse; fi
+  if [ "$(id -u)" -eq 0 ]; then grant_traverse "$(dirname "$data")"; grant_traverse "$(dirname "$sock")"; fi
   mkdir -p "$sock"
   if [ ! -f "$data/PG_VERSION" ]; then
     mkdir -p "$data"
@@ -56,6 +57,8 @@ CONF
   fi
   if [ "$(id -u)" -eq 0 ]; then chown postgres: "$sock"; fi
   if ! running; then
+    # a server that was killed leaves its pid file behind: it names no running server now
+    rm -f "$data/postmaster.pid"
     as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null
   fi
   psql "$(url postgres)" -qAtc "select 1 from pg_database where datname = '$dbname'" | grep -q 1 \

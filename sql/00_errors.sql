@@ -16,6 +16,7 @@ select * from (values
   ('BJ010', 'unknown_market',        404, 'no such market',                              'api.list_markets() lists them'),
   ('BJ011', 'unknown_outcome',       400, 'no such outcome in this market',              'api.get_market() lists the outcomes'),
   ('BJ012', 'unknown_order',         404, 'no such order',                               null),
+  ('BJ013', 'unknown_user',          404, 'no such user',                                null),
   ('BJ020', 'invalid_quantity',      400, 'invalid quantity',                            null),
   ('BJ021', 'invalid_argument',      400, 'invalid argument',                            null),
   ('BJ022', 'invalid_credentials',   401, 'wrong username or password',                  null),
@@ -25,7 +26,8 @@ select * from (values
   ('BJ026', 'account_disabled',      403, 'this account is disabled',                    null),
   ('BJ027', 'unknown_setting',       400, 'no such setting',                             'admin.settings() lists them'),
   ('BJ030', 'trade_rate_limited',    429, 'too many trades: wait for the cooldown',      'see trade_cooldown_ms'),
-  ('BJ031', 'signup_rate_limited',   429, 'too many signups from this address',          'try again later'),
+  ('BJ031', 'signup_rate_limited',   429, 'too many signups from this address',          'wait as long as Retry-After says'),
+  ('BJ032', 'login_rate_limited',    429, 'too many failed logins',                      'wait as long as Retry-After says'),
   ('BJ900', 'ledger_append_only',    403, 'the ledger is append-only',                   'post a compensating entry instead')
 ) as t(code, name, status, message, hint);
 
@@ -42,6 +44,30 @@ begin
   end if;
   raise exception using errcode = v_error.code, message = v_error.message,
     detail = coalesce(p_detail, ''), hint = coalesce(v_error.hint, '');
+end $$;
+
+-- Refuse a call without raising, so that what the refusal must record (a failed login counts
+-- against its throttle) commits: set the status and headers of the answer the way PostgREST
+-- reads them (response.status, response.headers: for this transaction only) and return the
+-- error body {code, message, details, hint}. With p_retry_after (seconds), a Retry-After header.
+create or replace function bj.refuse(p_code text, p_detail text default null,
+                                     p_retry_after numeric default null)
+returns jsonb
+language plpgsql as $$
+declare
+  v_error record;
+begin
+  select * into v_error from bj.error_codes e where e.code = p_code;
+  if not found then
+    raise exception 'unknown error code %', p_code;
+  end if;
+  perform set_config('response.status', v_error.status::text, true);
+  if p_retry_after is not null then
+    perform set_config('response.headers',
+      jsonb_build_array(jsonb_build_object('Retry-After', greatest(1, ceil(p_retry_after))::text))::text, true);
+  end if;
+  return jsonb_build_object('code', v_error.code, 'message', v_error.message,
+                            'details', nullif(p_detail, ''), 'hint', v_error.hint);
 end $$;
 
 -- The HTTP layer reads the list at start-up, as its login role.

@@ -10,7 +10,13 @@ insert into bj.settings (key, value, description) values
   ('token_ttl_s',         '86400',  'lifetime of a login token, in seconds'),
   ('max_cascade',         '20',     'conditional orders one trade may fire, all levels together'),
   ('min_password_length', '8',      'shortest password signup accepts'),
-  ('bcrypt_cost',         '10',     'work factor of new password hashes (4 to 15)')
+  ('bcrypt_cost',         '10',     'work factor of new password hashes (4 to 15)'),
+  ('login_window_s',      '900',    'window in which failed logins are counted, in seconds'),
+  ('login_max_failures_user', '10', 'failed logins for one username within the window before it is refused for a while'),
+  ('login_max_failures_ip', '20',   'failed logins from one address within the window before it is refused for a while'),
+  ('throttle_backoff_s',  '1',      'first refusal once a login or signup limit is reached, in seconds; doubles with every further attempt'),
+  ('throttle_backoff_max_s', '900', 'longest refusal of the login and signup throttle, in seconds'),
+  ('password_hash_concurrency', '1', 'password checks (login, signup) the HTTP layer runs at once; the others wait their turn')
 on conflict (key) do update set description = excluded.description;
 
 -- A setting's value (text); every key read here exists, so a typo fails loudly.
@@ -26,7 +32,8 @@ begin
   return v_value;
 end $$;
 
--- Change a setting. Every setting is a non-negative number; fee rates stay below 0.5.
+-- Change a setting. Every setting is a finite non-negative number; fee rates stay below 0.5,
+-- the bcrypt cost between 4 and 15, limits and counts are whole and at least 1.
 create or replace function admin.configure(key text, value text) returns jsonb
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -40,7 +47,11 @@ begin
   exception when others then
     perform bj.raise('BJ021', format('%s must be a number', configure.key));
   end;
-  if v_number < 0 or (configure.key = 'default_fee_rate' and v_number >= 0.5) then
+  if v_number < 0 or v_number = 'NaN' or v_number = 'Infinity'
+     or (configure.key = 'default_fee_rate' and v_number >= 0.5)
+     or (configure.key = 'bcrypt_cost' and v_number not in (4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+     or (configure.key in ('password_hash_concurrency', 'login_max_failures_user', 'login_max_failures_ip')
+         and (v_number < 1 or v_number <> trunc(v_number))) then
     perform bj.raise('BJ021', format('%s is out of range', configure.key));
   end if;
   update bj.settings s set value = configure.value where s.key = configure.key;

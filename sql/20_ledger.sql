@@ -4,6 +4,28 @@
 -- Share accounts (asset share:M:O): maker:M:O (the market maker, holds −q), pos:U:M:O.
 -- Invariant kept here: every row balances, so every asset sums to zero over all accounts.
 
+---------------------------------------------------------------------------------------------
+-- Account and asset names: the one place they are spelled (SQL bodies, so they are inlined).
+
+create or replace function bj.cash_account(p_user bigint) returns text
+language sql immutable parallel safe return 'cash:' || p_user;
+
+create or replace function bj.collateral_account(p_user bigint, p_market bigint) returns text
+language sql immutable parallel safe return 'coll:' || p_user || ':' || p_market;
+
+create or replace function bj.pool_account(p_market bigint) returns text
+language sql immutable parallel safe return 'pool:' || p_market;
+
+create or replace function bj.position_account(p_user bigint, p_market bigint, p_outcome int) returns text
+language sql immutable parallel safe return 'pos:' || p_user || ':' || p_market || ':' || p_outcome;
+
+create or replace function bj.maker_account(p_market bigint, p_outcome int) returns text
+language sql immutable parallel safe return 'maker:' || p_market || ':' || p_outcome;
+
+create or replace function bj.share_asset(p_market bigint, p_outcome int) returns text
+language sql immutable parallel safe return 'share:' || p_market || ':' || p_outcome;
+
+---------------------------------------------------------------------------------------------
 -- Post one movement; a zero amount posts nothing, a negative one runs the other way.
 create or replace function bj.post(
   p_journal bigint, p_kind text, p_asset text, p_credit text, p_debit text, p_amount numeric,

@@ -122,11 +122,16 @@ declare
   v_trade_id bigint;
   v_crossed boolean;
   v_receipt jsonb;
+  v_fired jsonb;
   v_journal bigint := nextval('bj.journal_seq');
   v_prices numeric(12, 9)[];
 begin
   if p_max_total is not null and p_side = 'sell' or p_min_total is not null and p_side = 'buy' then
     perform bj.raise('BJ021', 'max_total bounds a buy, min_total a sell');
+  end if;
+  -- a bound that is not a finite number would bound nothing (NaN compares above every number)
+  if not (coalesce(p_max_total, 0) between 0 and 1e15 and coalesce(p_min_total, 0) between 0 and 1e15) then
+    perform bj.raise('BJ021', 'max_total and min_total must be finite numbers, at least 0');
   end if;
   -- read before any lock: the less a trade does while it holds the market, the more trades
   -- one market takes
@@ -262,11 +267,31 @@ begin
     'position', v_new_position::numeric(24, 6), 'root_trade_id', p_root, 'order_id', p_order,
     'triggered', '[]'::jsonb);
   if v_crossed then
-    v_receipt := jsonb_set(v_receipt, '{triggered}',
-                           bj.run_cascade(v_trade_id, v_market.code, to_jsonb(v_prices)));
+    v_fired := bj.run_cascade(v_trade_id, v_market.code, to_jsonb(v_prices));
+    v_receipt := v_receipt || jsonb_build_object('triggered', v_fired);
+    -- the cascade may have fired the trader's own orders: their account as it is now
+    if jsonb_array_length(v_fired) > 0 then
+      v_receipt := v_receipt || (
+        select jsonb_build_object('balance', u.balance::numeric(24, 6),
+                 'locked', coalesce((select c.amount from bj.collateral c
+                                      where c.user_id = p_user and c.market_id = v_market.id), 0)::numeric(24, 6),
+                 'position', coalesce((select p.shares from bj.positions p
+                                        where p.user_id = p_user and p.market_id = v_market.id
+                                          and p.outcome = v_j), 0)::numeric(24, 6))
+          from bj.users u where u.id = p_user);
+    end if;
   end if;
   return v_receipt;
 end $$;
+
+-- A trade that a conditional order fired, as the receipt of the trade that fired it lists it:
+-- public facts only (any trader sees them in the market's history), nothing of its owner.
+create or replace function bj.fired_json(p_receipt jsonb) returns jsonb
+language sql immutable
+return jsonb_build_object('order_id', p_receipt -> 'order_id', 'trade_id', p_receipt -> 'trade_id',
+  'market', p_receipt -> 'market', 'outcome', p_receipt -> 'outcome', 'side', p_receipt -> 'side',
+  'shares', p_receipt -> 'shares', 'avg_price', p_receipt -> 'avg_price',
+  'price_after', p_receipt -> 'price_after');
 
 -- A trade with an idempotency key: the first call executes and stores its receipt; a retry
 -- with the same arguments returns that receipt, one with other arguments is refused.

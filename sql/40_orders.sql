@@ -85,7 +85,7 @@ end $$;
 
 -- Fire the crossed orders of the root trade's market, one at a time, up to max_cascade.
 -- The caller holds the market row lock and passes the prices its trade left (a JSON array).
--- Returns the fired trades' receipts.
+-- Returns the fired trades, as public facts (bj.fired_json).
 create or replace function bj.run_cascade(p_root bigint, p_market text, p_prices jsonb)
 returns jsonb
 language plpgsql as $$
@@ -149,7 +149,7 @@ begin
         least(v_order.shares, abs(v_position)), null, null, null, p_root, v_order.id);
       update bj.orders o set status = 'filled', trade_id = (v_receipt ->> 'trade_id')::bigint,
                              done_at = clock_timestamp() where o.id = v_order.id;
-      v_fired := v_fired || jsonb_build_array(v_receipt);
+      v_fired := v_fired || jsonb_build_array(bj.fired_json(v_receipt));
       v_prices := v_receipt -> 'prices_after';
     exception
       when lock_not_available then

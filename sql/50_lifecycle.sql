@@ -125,6 +125,7 @@ end $$;
 grant execute on function admin.preview_resolution(text, jsonb) to service_role;
 
 -- Retire every share of a settled market back to the market maker and cancel its orders.
+-- (Collateral is released, posted and zeroed by the settlement that pays it out.)
 create or replace function bj.retire_market(p_market bj.markets, p_journal bigint, p_reason text)
 returns void
 language plpgsql as $$
@@ -137,7 +138,6 @@ begin
                     format('maker:%s:%s', p_market.id, v_pos.outcome), v_pos.shares, v_pos.user_id, p_market.id);
   end loop;
   update bj.positions p set shares = 0 where p.market_id = p_market.id and p.shares <> 0;
-  update bj.collateral c set amount = 0 where c.market_id = p_market.id and c.amount <> 0;
   update bj.orders o set status = 'cancelled', reason = p_reason, done_at = clock_timestamp()
    where o.market_id = p_market.id and o.status = 'open';
 end $$;
@@ -181,6 +181,8 @@ begin
     perform bj.post(v_journal, 'payout', 'coin', format('pool:%s', v_market.id),
                     format('cash:%s', v_s.user_id), v_s.payout, v_s.user_id, v_market.id);
     update bj.users u set balance = u.balance + v_s.collateral + v_s.payout where u.id = v_s.user_id;
+    update bj.collateral c set amount = 0
+     where c.user_id = v_s.user_id and c.market_id = v_market.id and c.amount <> 0;
     v_pool := v_pool - v_s.payout;
     v_paid := v_paid + v_s.payout;
     v_accounts := v_accounts + 1;
@@ -214,11 +216,14 @@ grant execute on function admin.resolve_market(text, text) to service_role;
 -- Void a market: every trader's wealth becomes what it would be had they never traded in it,
 -- fees included. Where taking back a profit would push a balance below zero, the balance
 -- stops at zero and the house carries the shortfall, recorded in bj.void_shortfalls.
+-- What a wiped account would get back or owe is the _burned account's, which holds what the
+-- wiped account held (its shares and collateral) and settles in its place.
 create or replace function admin.void_market(code text) returns jsonb
 language plpgsql security definer set search_path = '' as $$
 declare
   v_market bj.markets;
   v_journal bigint := nextval('bj.journal_seq');
+  v_burn bigint := (select u.id from bj.users u where u.username = '_burned');
   v_u record;
   v_balance numeric;
   v_shortfall numeric;
@@ -228,33 +233,39 @@ begin
   v_market := bj.lock_unsettled(void_market.code);
   v_pool := v_market.pool;
   for v_u in
-    select t.user_id,
-           sum(case t.side when 'buy' then t.amount else -t.amount end) as amount,
-           sum(t.fee) as fee,
-           coalesce((select c.amount from bj.collateral c
-                      where c.user_id = t.user_id and c.market_id = v_market.id), 0) as collateral
-      from bj.trades t where t.market_id = v_market.id
-     group by t.user_id order by t.user_id
+    select s.user_id, sum(s.amount) as amount, sum(s.fee) as fee, sum(s.collateral) as collateral
+      from (select case when u.disabled_at is null or v_burn is null then u.id else v_burn end as user_id,
+                   r.amount, r.fee, r.collateral
+              from (select t.user_id, case t.side when 'buy' then t.amount else -t.amount end as amount,
+                           t.fee, 0 as collateral
+                      from bj.trades t where t.market_id = v_market.id
+                    union all
+                    select c.user_id, 0, 0, c.amount
+                      from bj.collateral c where c.market_id = v_market.id and c.amount <> 0) r
+              join bj.users u on u.id = r.user_id) s
+     group by s.user_id order by s.user_id
   loop
     select u.balance into v_balance from bj.users u where u.id = v_u.user_id for update;
-    perform bj.post(v_journal, 'collateral', 'coin', format('coll:%s:%s', v_u.user_id, v_market.id),
-                    format('cash:%s', v_u.user_id), v_u.collateral, v_u.user_id, v_market.id);
-    perform bj.post(v_journal, 'void', 'coin', format('pool:%s', v_market.id),
-                    format('cash:%s', v_u.user_id), v_u.amount, v_u.user_id, v_market.id);
-    perform bj.post(v_journal, 'void', 'coin', 'fees', format('cash:%s', v_u.user_id), v_u.fee,
+    perform bj.post(v_journal, 'collateral', 'coin', bj.collateral_account(v_u.user_id, v_market.id),
+                    bj.cash_account(v_u.user_id), v_u.collateral, v_u.user_id, v_market.id);
+    update bj.collateral c set amount = 0
+     where c.user_id = v_u.user_id and c.market_id = v_market.id and c.amount <> 0;
+    perform bj.post(v_journal, 'void', 'coin', bj.pool_account(v_market.id),
+                    bj.cash_account(v_u.user_id), v_u.amount, v_u.user_id, v_market.id);
+    perform bj.post(v_journal, 'void', 'coin', 'fees', bj.cash_account(v_u.user_id), v_u.fee,
                     v_u.user_id, v_market.id);
     v_pool := v_pool - v_u.amount;
     v_balance := v_balance + v_u.collateral + v_u.amount + v_u.fee;
     v_shortfall := greatest(0, -v_balance);
     if v_shortfall > 0 then
-      perform bj.post(v_journal, 'shortfall', 'coin', 'house', format('cash:%s', v_u.user_id),
+      perform bj.post(v_journal, 'shortfall', 'coin', 'house', bj.cash_account(v_u.user_id),
                       v_shortfall, v_u.user_id, v_market.id);
       insert into bj.void_shortfalls (market_id, user_id, amount) values (v_market.id, v_u.user_id, v_shortfall);
       v_total_shortfall := v_total_shortfall + v_shortfall;
     end if;
     update bj.users u set balance = v_balance + v_shortfall where u.id = v_u.user_id;
   end loop;
-  perform bj.post(v_journal, 'settle', 'coin', format('pool:%s', v_market.id), 'house', v_pool,
+  perform bj.post(v_journal, 'settle', 'coin', bj.pool_account(v_market.id), 'house', v_pool,
                   null, v_market.id);
   perform bj.retire_market(v_market, v_journal, 'the market was voided');
   update bj.markets m

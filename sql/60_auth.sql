@@ -62,15 +62,75 @@ begin
 end $$;
 
 ---------------------------------------------------------------------------------------------
+-- The throttle: failed logins and refused signups counted per key ('login:ip:A',
+-- 'login:user:U', 'signup:ip:A') within a window; from the limit on, the key is refused for
+-- throttle_backoff_s, doubling with every further failure up to throttle_backoff_max_s.
+-- Checked before any password is hashed, so a refused attempt costs no bcrypt work.
+
+-- How many seconds a key is still refused for, or null.
+create or replace function bj.throttle_wait(p_key text) returns numeric
+language sql stable
+begin atomic
+  select extract(epoch from t.blocked_until - clock_timestamp())
+    from bj.throttle t where t.key = p_key and t.blocked_until > clock_timestamp();
+end;
+
+-- Count a failure against a key; returns how many seconds the key is now refused for, or null.
+-- A window restarts only once the previous one, and any refusal, are a window in the past, so
+-- the back-off keeps growing for as long as the failures keep coming.
+create or replace function bj.throttle_fail(p_key text, p_max int, p_window_s numeric) returns numeric
+language plpgsql as $$
+declare
+  v_now timestamptz := clock_timestamp();
+  v_window interval := make_interval(secs => p_window_s);
+  v_base numeric := bj.setting('throttle_backoff_s')::numeric;
+  v_cap numeric := bj.setting('throttle_backoff_max_s')::numeric;
+  v_row bj.throttle;
+begin
+  insert into bj.throttle as t (key, failures, window_start) values (p_key, 1, v_now)
+  on conflict (key) do update
+     set failures = case when t.window_start <= v_now - v_window
+                          and coalesce(t.blocked_until, '-infinity') <= v_now - v_window
+                         then 1 else t.failures + 1 end,
+         window_start = case when t.window_start <= v_now - v_window
+                              and coalesce(t.blocked_until, '-infinity') <= v_now - v_window
+                             then v_now else t.window_start end
+  returning * into v_row;
+  if v_row.failures < p_max then
+    return null;
+  end if;
+  update bj.throttle t
+     set blocked_until = v_now + make_interval(secs => least(v_cap, v_base * 2 ^ least(v_row.failures - p_max, 30)))
+   where t.key = p_key returning * into v_row;
+  -- now and then, forget the keys of this family that nothing has counted against for a window
+  if random() < 0.02 then
+    delete from bj.throttle t
+     where t.ctid = any (array(
+             select x.ctid from bj.throttle x
+              where x.key like split_part(p_key, ':', 1) || ':%'
+                and x.window_start < v_now - v_window - make_interval(secs => v_cap)
+                and coalesce(x.blocked_until, '-infinity') < v_now - v_window
+              limit 1000));
+  end if;
+  return extract(epoch from v_row.blocked_until - v_now);
+end $$;
+
+---------------------------------------------------------------------------------------------
 -- Accounts
 
--- Open an account, credit the signup bonus from the house, and log in.
+-- Open an account, credit the signup bonus from the house, and log in. An address over its
+-- limit is refused with the time until the oldest of its signups leaves the window, or
+-- longer if it keeps trying (the throttle's back-off); the refusal is returned, not raised,
+-- so that its count commits.
 create or replace function bj.signup(p_username text, p_password text, p_ip inet) returns jsonb
 language plpgsql as $$
 declare
   v_user bj.users;
   v_bonus numeric := bj.setting('signup_bonus')::numeric;
+  v_window numeric;
   v_recent int;
+  v_oldest timestamptz;
+  v_wait numeric;
 begin
   if p_username is null or p_username !~ '^[a-z0-9][a-z0-9_]{2,31}$' then
     perform bj.raise('BJ024', '3 to 32 characters: a-z, 0-9, _, starting with a letter or digit');
@@ -78,18 +138,25 @@ begin
   if p_password is null or length(p_password) < bj.setting('min_password_length')::int then
     perform bj.raise('BJ023', format('at least %s characters', bj.setting('min_password_length')));
   end if;
-  if length(p_password) > 72 then
-    perform bj.raise('BJ023', 'at most 72 characters');
+  -- bcrypt reads 72 bytes and ignores the rest: a longer password would not be what is checked
+  if octet_length(p_password) > 72 then
+    perform bj.raise('BJ023', 'at most 72 bytes (UTF-8)');
   end if;
   if p_ip is not null then
+    v_wait := bj.throttle_wait('signup:ip:' || host(p_ip));
+    if v_wait is not null then
+      return bj.refuse('BJ031', format('this address may sign up again in %s s', ceil(v_wait)), v_wait);
+    end if;
     -- one signup at a time per address, so the count below cannot be raced
     perform pg_advisory_xact_lock(hashtextextended('signup:' || host(p_ip), 0));
-    select count(*) into v_recent from bj.users u
-     where u.signup_ip = p_ip
-       and u.created_at > clock_timestamp() - make_interval(secs => bj.setting('signup_ip_window_s')::numeric);
+    v_window := bj.setting('signup_ip_window_s')::numeric;
+    select count(*), min(u.created_at) into v_recent, v_oldest from bj.users u
+     where u.signup_ip = p_ip and u.created_at > clock_timestamp() - make_interval(secs => v_window);
     if v_recent >= bj.setting('signup_ip_max')::int then
-      perform bj.raise('BJ031', format('%s accounts from this address in the last %s s',
-                                       v_recent, bj.setting('signup_ip_window_s')));
+      v_wait := greatest(extract(epoch from v_oldest + make_interval(secs => v_window) - clock_timestamp()),
+                         bj.throttle_fail('signup:ip:' || host(p_ip), 1, v_window));
+      return bj.refuse('BJ031', format('%s accounts from this address in the last %s s; again in %s s',
+                                       v_recent, v_window, ceil(v_wait)), v_wait);
     end if;
   end if;
   begin
@@ -101,31 +168,53 @@ begin
   insert into bj.credentials (user_id, password_hash)
   values (v_user.id, extensions.crypt(p_password, extensions.gen_salt('bf', bj.setting('bcrypt_cost')::int)));
   perform bj.post(nextval('bj.journal_seq'), 'signup_bonus', 'coin', 'house',
-                  format('cash:%s', v_user.id), v_bonus, v_user.id);
+                  bj.cash_account(v_user.id), v_bonus, v_user.id);
   return jsonb_build_object('user_id', v_user.id, 'username', v_user.username,
                             'balance', v_user.balance) || bj.issue_token(v_user.id, v_user.username);
 end $$;
 
--- Check a password with the same bcrypt work whether or not the user exists.
-create or replace function bj.login(p_username text, p_password text) returns jsonb
+-- Check a password with the same bcrypt work whether or not the user exists. A username or
+-- an address with too many recent failures is refused before any hashing (BJ032, with
+-- Retry-After); a failure counts against both and is returned, not raised, so that it commits.
+-- A correct password clears the username's count (never the address's: one's own account
+-- must not reset a guesser's).
+create or replace function bj.login(p_username text, p_password text, p_ip inet default null)
+returns jsonb
 language plpgsql volatile as $$
 declare
   v_user bj.users;
   v_hash text;
+  v_user_key text := 'login:user:' || left(coalesce(p_username, ''), 64);
+  v_ip_key text := 'login:ip:' || host(p_ip);
+  v_window numeric;
+  v_wait numeric;
 begin
+  v_wait := greatest(bj.throttle_wait(v_user_key), bj.throttle_wait(v_ip_key));
+  if v_wait is not null then
+    return bj.refuse('BJ032', format('refused for %s more seconds', ceil(v_wait)), v_wait);
+  end if;
   select u.* into v_user from bj.users u where u.username = p_username;
   select c.password_hash into v_hash from bj.credentials c where c.user_id = v_user.id;
-  -- a fresh salt of the same cost stands in for a missing user: the same bcrypt work
+  -- a fresh salt of the same cost stands in for a missing user: the same bcrypt work; a
+  -- password bcrypt would cut short can match nothing (and is refused before hashing)
   v_hash := coalesce(v_hash, extensions.gen_salt('bf', bj.setting('bcrypt_cost')::int));
-  if extensions.crypt(coalesce(p_password, ''), v_hash) is distinct from v_hash
-     or v_user.id is null or p_password is null then
-    perform bj.raise('BJ022');
+  if p_password is null or octet_length(p_password) > 72
+     or extensions.crypt(p_password, v_hash) is distinct from v_hash or v_user.id is null then
+    v_window := bj.setting('login_window_s')::numeric;
+    v_wait := bj.throttle_fail(v_user_key, bj.setting('login_max_failures_user')::int, v_window);
+    if p_ip is not null then
+      v_wait := greatest(v_wait, bj.throttle_fail(v_ip_key, bj.setting('login_max_failures_ip')::int, v_window));
+    end if;
+    return bj.refuse('BJ022', case when v_wait is not null
+                                   then format('further attempts are refused for %s s', ceil(v_wait)) end);
   end if;
   if v_user.disabled_at is not null then
     perform bj.raise('BJ026');
   end if;
+  delete from bj.throttle t where t.key = v_user_key;
   return bj.issue_token(v_user.id, v_user.username);
 end $$;
+drop function if exists bj.login(text, text);
 
 -- Addresses that opened the maximum number of accounts within one window: for review.
 create or replace view admin.flagged_ips as
@@ -162,7 +251,7 @@ end $$;
 
 -- Disable accounts and burn their cash, positions and collateral through compensating ledger
 -- postings: nothing deleted or edited in the ledger, no share returned to the pool, open
--- orders cancelled, tokens refused from then on.
+-- orders cancelled, tokens refused from then on. An unknown name refuses the whole call.
 create or replace function admin.wipe_users(usernames text[])
 returns table (username text, cash_burned numeric, positions_burned int, orders_cancelled int)
 language plpgsql security definer set search_path = '' as $$
@@ -175,6 +264,18 @@ declare
   v_positions int;
   v_orders int;
 begin
+  if wipe_users.usernames is null or cardinality(wipe_users.usernames) = 0 then
+    perform bj.raise('BJ021', 'name at least one user');
+  end if;
+  if '_burned' = any (wipe_users.usernames) then
+    perform bj.raise('BJ021', 'the _burned account holds what wiped accounts held: it cannot be wiped');
+  end if;
+  -- every name must be a user: a typo must not wipe the others and commit as if done
+  if exists (select 1 from unnest(wipe_users.usernames) n
+              where not exists (select 1 from bj.users u where u.username = n)) then
+    perform bj.raise('BJ013', (select string_agg(n, ', ' order by n) from unnest(wipe_users.usernames) n
+                                where not exists (select 1 from bj.users u where u.username = n)));
+  end if;
   -- lock order as everywhere: markets first (by id), then users (by id)
   perform 1 from bj.markets m
    where m.id in (select p.market_id from bj.positions p join bj.users u on u.id = p.user_id
@@ -222,3 +323,12 @@ begin
   end loop;
 end $$;
 grant execute on function admin.wipe_users(text[]) to service_role;
+
+---------------------------------------------------------------------------------------------
+-- Calls that hash a password (bcrypt is slow on purpose) and how many of them the HTTP layer
+-- runs at once: a flood of logins then waits its turn instead of taking every core and every
+-- pooled connection from the traders. The HTTP layer reads this at start-up.
+create or replace view bj.call_limits as
+select f.name as function, bj.setting('password_hash_concurrency')::int as max_concurrent
+  from (values ('signup'), ('login')) f(name);
+grant select on bj.call_limits to authenticator;

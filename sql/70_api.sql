@@ -16,16 +16,17 @@ begin
 end $$;
 grant execute on function api.signup(text, text) to anon, authenticated;
 comment on function api.signup(text, text) is
-  'Open an account (username: 3-32 of a-z 0-9 _; password: 8-72 characters), credit the signup bonus and return a login token. Errors: BJ024, BJ023 (400), BJ009 (409), BJ031 (429).';
+  'Open an account (username: 3-32 of a-z 0-9 _; password: 8 characters to 72 bytes), credit the signup bonus and return a login token. An address that opens too many accounts is refused for a while (Retry-After says how long). Errors: BJ024, BJ023 (400), BJ009 (409), BJ031 (429).';
 
 create or replace function api.login(username text, password text) returns jsonb
 language plpgsql volatile security definer set search_path = '' as $$
 begin
-  return bj.login(lower(login.username), login.password);
+  return bj.login(lower(login.username), login.password,
+                  nullif(current_setting('request.ip', true), '')::inet);
 end $$;
 grant execute on function api.login(text, text) to anon, authenticated;
 comment on function api.login(text, text) is
-  'Exchange a username and password for a bearer token {token, expires_at}. Errors: BJ022 (401), BJ026 (403).';
+  'Exchange a username and password for a bearer token {token, expires_at}. Too many failures for a username or from an address refuse further attempts for a while, growing with each (Retry-After says how long). Errors: BJ022 (401), BJ026 (403), BJ032 (429).';
 
 create or replace function api.list_markets(status text default null) returns jsonb
 language plpgsql stable security definer set search_path = '' as $$

@@ -40,6 +40,10 @@ begin
   if p_bucket is null or p_bucket < interval '1 second' or p_bucket > interval '366 days' then
     perform bj.raise('BJ021', 'bucket must lie between 1 second and 366 days');
   end if;
+  -- months have no fixed length: candles are binned in seconds, minutes, hours or days
+  if extract(year from p_bucket) <> 0 or extract(month from p_bucket) <> 0 then
+    perform bj.raise('BJ021', 'bucket must be given in days, hours, minutes or seconds (not months or years)');
+  end if;
   return coalesce((
     select jsonb_agg(jsonb_build_object('t', c.t, 'outcome', p_market.outcomes[c.outcome],
              'open', c.open, 'high', c.high, 'low', c.low, 'close', c.close, 'volume', c.volume)

@@ -143,7 +143,7 @@ def start_server(db_url: str, **env: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     proc = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "uvicorn"), "api.app:app", "--host", "127.0.0.1",
-         "--port", str(port), "--no-access-log", "--log-level", "warning",
+         "--port", str(port), "--no-access-log", "--no-proxy-headers", "--log-level", "warning",
          "--timeout-graceful-shutdown", "2"],
         cwd=ROOT, env={**os.environ, "BETJEE_DATABASE_URL": db_url, "BETJEE_JWT_SECRET": SECRET,
                        "BETJEE_LOG_LEVEL": "WARNING", **env},

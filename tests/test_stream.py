@@ -135,7 +135,7 @@ def test_a_slow_subscriber_is_dropped_not_buffered_without_bound():
     async def scenario() -> tuple[bool, int, int]:
         broadcaster = stream.Broadcaster("", 1.0, lambda: None)
         broadcaster.cursor = "100"
-        broadcaster.ready.set()
+        broadcaster.connected.set()
         slow, _ = broadcaster.subscribe()
         for i in range(stream.QUEUE_SIZE + 5):
             broadcaster._publish(str(100 + i), str(101 + i), '{"markets": [1]}')
