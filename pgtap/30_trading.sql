@@ -2,7 +2,7 @@
 -- its documented SQLSTATE and changes nothing, slippage, idempotency, and the ledger's guard.
 begin;
 \ir helpers/setup.psql
-select plan(56);
+select plan(73);
 
 select tests.market('t1') \gset
 select tests.market('t3', '{A,B,C}', 50, 0) \gset
@@ -64,7 +64,28 @@ select throws_ok(format($$ select bj.trade(%s, 't1', 'NO', 'sell', 1, null, null
 select throws_ok(format($$ select bj.trade(%s, 't1', 'NO', 'sell', 1, null, 5, null, null) $$, :bob), 'BJ021', 'invalid argument', 'max_total on a sale');
 select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, null, null, repeat('k', 201)) $$, :bob), 'BJ021', 'invalid argument', 'an overlong idempotency key');
 select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, null, null, '') $$, :bob), 'BJ021', 'invalid argument', 'an empty idempotency key');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, 'NaN', null, null) $$, :bob), 'BJ021', 'invalid argument', 'max_total NaN bounds nothing: refused');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, 'Infinity', null, null) $$, :bob), 'BJ021', 'invalid argument', 'max_total Infinity');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, -1, null, null) $$, :bob), 'BJ021', 'invalid argument', 'a negative max_total');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'NO', 'sell', 1, null, null, 'NaN', null) $$, :bob), 'BJ021', 'invalid argument', 'min_total NaN');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'NO', 'sell', 1, null, null, '-Infinity', null) $$, :bob), 'BJ021', 'invalid argument', 'min_total -Infinity');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 'NaN', null, null, null, null) $$, :bob), 'BJ020', 'invalid quantity', 'NaN shares');
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', null, 'NaN', null, null, null) $$, :bob), 'BJ020', 'invalid quantity', 'a NaN budget');
 select is(tests.state(), :'before', 'the refused calls changed nothing');
+
+-- a bound exactly equal to the total is met, on either side
+select bj.quote('t1', 'YES', 'buy', 3, null) ->> 'total' as exact_buy \gset
+select is((bj.trade(:bob, 't1', 'YES', 'buy', 3, null, :exact_buy, null, null) ->> 'total')::numeric, :exact_buy::numeric,
+          'a buy whose total equals max_total executes');
+select bj.quote('t1', 'YES', 'sell', 2, null) ->> 'total' as exact_sell \gset
+select is((bj.trade(:bob, 't1', 'YES', 'sell', 2, null, null, :exact_sell, null) ->> 'total')::numeric, :exact_sell::numeric,
+          'a sale whose total equals min_total executes');
+select bj.quote('t1', 'YES', 'buy', 3, null) ->> 'total' as exact_buy \gset
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 3, null, %s - 0.000001, null, null) $$, :bob, :exact_buy),
+                 'BJ003', null, 'a millionth below the total is refused');
+select bj.quote('t1', 'YES', 'sell', 1, null) ->> 'total' as exact_sell \gset
+select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'sell', 1, null, null, %s + 0.000001, null) $$, :bob, :exact_sell),
+                 'BJ003', null, 'a millionth above the proceeds is refused');
 select admin.close_market('t1') \gset
 select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, null, null, null) $$, :bob), 'BJ002', 'the market is not open for trading', 'a closed market');
 select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', -1, null, null, null, null) $$, :bob), 'BJ002', 'the market is not open for trading', 'a closed market, whatever the quantity');
@@ -75,9 +96,19 @@ select throws_ok($$ select bj.quote('t1', 'YES', 'buy', -1, null) $$, 'BJ002', '
 select bj.trade(:bob, 't3', 'A', 'buy', 1, null, null, null, 'key-1') as i1 \gset
 select bj.trade(:bob, 't3', 'A', 'buy', 1, null, null, null, 'key-1') as i2 \gset
 select is((:'i2'::jsonb) - 'replayed', :'i1'::jsonb, 'a retry with the same key returns the first receipt');
-select is((select count(*) from bj.trades where user_id = :bob and outcome = 1), 1::bigint, 'and trades nothing new');
+select is((select count(*) from bj.trades t join bj.markets m on m.id = t.market_id where t.user_id = :bob and m.code = 't3' and t.outcome = 1),
+          1::bigint, 'and trades nothing new');
 select throws_ok(format($$ select bj.trade(%s, 't3', 'A', 'buy', 2, null, null, null, 'key-1') $$, :bob), 'BJ004',
                  'this idempotency key was used with other arguments', 'the same key with other arguments is refused');
+select tests.market('t4', '{A,B,C}', 50, 0) as t4 \gset
+select throws_ok(format($$ select bj.trade(%s, 't4', 'A', 'buy', 1, null, null, null, 'key-1') $$, :bob), 'BJ004',
+                 null, 'the same key on another market is refused (the market is part of the request)');
+select throws_ok(format($$ select bj.trade(%s, 't3', 'B', 'buy', 1, null, null, null, 'key-1') $$, :bob), 'BJ004', null, 'so is another outcome');
+select throws_ok(format($$ select bj.trade(%s, 't3', 'A', 'sell', 1, null, null, null, 'key-1') $$, :bob), 'BJ004', null, 'another side');
+select throws_ok(format($$ select bj.trade(%s, 't3', 'A', 'buy', 1, null, 100, null, 'key-1') $$, :bob), 'BJ004', null, 'another bound');
+select is((select count(*) from bj.trades where user_id = :bob and market_id = :t4), 0::bigint, 'and nothing traded on the other market');
+select lives_ok(format($$ select bj.trade(%s, 't3', 'A', 'buy', 1, null, null, null, 'key-1') $$, :alice),
+                'a key is per trader: another trader''s same key is their own');
 
 -- the v1 sigmoid curve: no short sales, and the market maker refuses what it cannot cover
 select admin.create_market('sig', 'sigmoid', pricing => 'sigmoid') \gset

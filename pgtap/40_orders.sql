@@ -1,7 +1,7 @@
 -- sql/40_orders.sql: stop-loss and take-profit orders fired inside the crossing trade.
 begin;
 \ir helpers/setup.psql
-select plan(24);
+select plan(36);
 
 select tests.market('c1') \gset
 select tests.user('user1') as u1, tests.user('user2') as u2, tests.user('user3') as u3,
@@ -82,6 +82,67 @@ select bj.trade(:u3, 'c5', 'YES', 'buy', 40, null, null, null, null) \gset
 select bj.place_order(:u3, 'c5', 'YES', 'take_profit', 15, 0.7) \gset
 select bj.trade(:whale, 'c5', 'YES', 'buy', 100, null, null, null, null) as tp \gset
 select is((:'tp'::jsonb -> 'triggered' -> 0 ->> 'shares')::numeric, 15.000000, 'a take-profit on a long fires as the price rises, selling its shares');
+-- the receipt of a trade that fires another trader's order shows that order's public facts
+-- only (what the market's history shows anyone), and the caller's own account
+select tests.market('c6') \gset
+select tests.user('owner6') as owner6, tests.user('taker6') as taker6 \gset
+select bj.trade(:owner6, 'c6', 'YES', 'buy', 100, null, null, null, null) \gset
+-- the trigger is exactly the price YES will have after the taker buys 50 NO
+select (bj.display_prices(bj.lmsr_prices('{100,50}', 100)))[1] as exact \gset
+select (bj.place_order(:owner6, 'c6', 'YES', 'stop_loss', 100, :exact) ->> 'order_id')::bigint as o6 \gset
+select bj.trade(:taker6, 'c6', 'NO', 'buy', 50, null, null, null, null) as r6 \gset
+select is(jsonb_array_length(:'r6'::jsonb -> 'triggered'), 1, 'a long''s stop-loss fires when the price falls exactly onto its trigger');
+select is((select array_agg(k order by k) from jsonb_object_keys(:'r6'::jsonb -> 'triggered' -> 0) k),
+          '{avg_price,market,order_id,outcome,price_after,shares,side,trade_id}'::text[],
+          'a fired order shows public facts only: no balance, position or collateral of its owner');
+select is((:'r6'::jsonb ->> 'balance')::numeric, (select balance::numeric from bj.users where id = :taker6),
+          'the receipt''s balance is the caller''s');
+select is((:'r6'::jsonb -> 'triggered' -> 0 ->> 'order_id')::bigint, :o6::bigint, 'and the fired order is named');
+
+-- rising exactly onto a trigger fires too (a long's take-profit)
+select tests.market('c7') \gset
+select bj.trade(:owner6, 'c7', 'YES', 'buy', 10, null, null, null, null) \gset
+select (bj.display_prices(bj.lmsr_prices('{60,0}', 100)))[1] as exact7 \gset
+select bj.place_order(:owner6, 'c7', 'YES', 'take_profit', 10, :exact7) \gset
+select bj.trade(:taker6, 'c7', 'YES', 'buy', 50, null, null, null, null) as r7 \gset
+select is(jsonb_array_length(:'r7'::jsonb -> 'triggered'), 1, 'a take-profit fires when the price rises exactly onto its trigger');
+-- and a short's stop-loss: rising exactly onto it
+select tests.market('c8') \gset
+select bj.trade(:owner6, 'c8', 'YES', 'sell', 10, null, null, null, null) \gset
+select (bj.display_prices(bj.lmsr_prices('{30,0}', 100)))[1] as exact8 \gset
+select bj.place_order(:owner6, 'c8', 'YES', 'stop_loss', 10, :exact8) \gset
+select bj.trade(:taker6, 'c8', 'YES', 'buy', 40, null, null, null, null) as r8 \gset
+select is(jsonb_array_length(:'r8'::jsonb -> 'triggered'), 1, 'a short''s stop-loss fires when the price rises exactly onto its trigger');
+-- a short's take-profit: falling exactly onto it
+select tests.market('c9') \gset
+select bj.trade(:owner6, 'c9', 'YES', 'sell', 10, null, null, null, null) \gset
+select (bj.display_prices(bj.lmsr_prices('{-10,40}', 100)))[1] as exact9 \gset
+select bj.place_order(:owner6, 'c9', 'YES', 'take_profit', 10, :exact9) \gset
+select bj.trade(:taker6, 'c9', 'NO', 'buy', 40, null, null, null, null) as r9 \gset
+select is(jsonb_array_length(:'r9'::jsonb -> 'triggered'), 1, 'a short''s take-profit fires when the price falls exactly onto its trigger');
+
+-- a stop larger than the position left sells only what is held: a long never turns short
+select tests.market('c10') \gset
+select tests.user('partial') as partial \gset
+select bj.trade(:partial, 'c10', 'YES', 'buy', 100, null, null, null, null) \gset
+select bj.place_order(:partial, 'c10', 'YES', 'stop_loss', 100, 0.5) \gset
+select bj.trade(:partial, 'c10', 'YES', 'sell', 70, null, null, null, null) \gset
+select bj.trade(:taker6, 'c10', 'NO', 'buy', 200, null, null, null, null) as r10 \gset
+select is((:'r10'::jsonb -> 'triggered' -> 0 ->> 'shares')::numeric, 30.000000, 'the stop sells the 30 shares left, not its 100');
+select is((select shares::numeric from bj.positions where user_id = :partial and market_id = :market), 0::numeric,
+          'the position is closed, not short');
+select is(coalesce((select amount::numeric from bj.collateral where user_id = :partial), 0), 0::numeric, 'and no collateral is locked');
+
+-- the trader's own order fired by their own trade: the receipt shows the account after it
+select tests.market('c11') \gset
+select tests.user('selfie') as selfie \gset
+select bj.trade(:selfie, 'c11', 'YES', 'buy', 50, null, null, null, null) \gset
+select bj.place_order(:selfie, 'c11', 'YES', 'stop_loss', 50, 0.45) \gset
+select bj.trade(:selfie, 'c11', 'NO', 'buy', 100, null, null, null, null) as r11 \gset
+select is(jsonb_array_length(:'r11'::jsonb -> 'triggered'), 1, 'a trade can fire its trader''s own stop');
+select is((:'r11'::jsonb ->> 'balance')::numeric, (select balance::numeric from bj.users where id = :selfie),
+          'and its receipt''s balance is the balance after the cascade');
+
 select is_empty('select * from admin.check_invariants()', 'invariants hold at the end');
 
 select * from finish();

@@ -2,7 +2,7 @@
 -- shorts and fees), split resolution and its preview, voiding.
 begin;
 \ir helpers/setup.psql
-select plan(28);
+select plan(37);
 
 select tests.user('alice') as alice, tests.user('bob') as bob, tests.user('carol') as carol \gset
 
@@ -83,6 +83,44 @@ select is((select balance::numeric from bj.users where id = :dave), 0::numeric, 
 select is((select amount::numeric from bj.void_shortfalls where user_id = :dave), (:'v2'::jsonb ->> 'house_shortfall')::numeric,
           'the house''s shortfall is recorded');
 select is_empty('select * from admin.check_invariants()', 'invariants hold after resolutions and voids');
+
+-- payouts are rounded down to the millionth (the house's favour), never to the nearest
+select tests.market('m7') \gset
+select tests.user('erin') as erin, tests.user('frank') as frank \gset
+select bj.trade(:erin, 'm7', 'YES', 'buy', 1.5, null, null, null, null) \gset
+select bj.trade(:frank, 'm7', 'YES', 'sell', 1.5, null, null, null, null) \gset
+select admin.resolve_market_split('m7', '{"YES": 0.333333333, "NO": 0.666666667}') \gset
+select is((select amount::numeric from bj.ledger where kind = 'payout' and user_id = :erin), 0.499999::numeric,
+          '1.5 shares at 0.333333333 are paid 0.499999, not 0.500000');
+select is((select amount::numeric from bj.ledger where kind = 'payout' and user_id = :frank and debit = 'pool:' || :market), 0.500000::numeric,
+          'and a short of 1.5 pays 0.500000, not 0.499999');
+
+-- wipe, then void: what the wiped account would get back or owe is the _burned account's,
+-- and every coin moved is posted (the collateral of a wiped short included)
+select tests.market('v3') \gset
+select tests.user('shorty') as shorty, tests.user('longy') as longy \gset
+select bj.trade(:shorty, 'v3', 'YES', 'sell', 50, null, null, null, null) \gset
+select bj.trade(:longy, 'v3', 'NO', 'buy', 30, null, null, null, null) \gset
+select balance as lv from bj.users where id = :longy \gset
+select coalesce((select balance from bj.ledger_balances where asset = 'coin' and account = 'burn'), 0) as burnt0 \gset
+select count(*) from admin.wipe_users(array['shorty', 'longy']) \gset
+select admin.void_market('v3') \gset
+select is_empty('select * from admin.check_invariants()', 'a wiped short''s market voids with every invariant holding');
+select is((select sum(amount)::numeric from bj.collateral where market_id = :market), 0::numeric, 'its collateral is released');
+select is((select balance from bj.ledger_balances where asset = 'coin' and account = 'burn') - :burnt0
+           + (select balance from bj.users where username = '_burned'), 2000::numeric,
+          'what the two wiped accounts hold in the end is what they had before they traded');
+select is((select balance::numeric from bj.users where id in (:shorty)), 0::numeric, 'the wiped accounts stay empty');
+select is((select count(*) from bj.void_shortfalls where market_id = :market), 0::bigint, 'and the house carries nothing');
+
+-- wipe, then resolve
+select tests.market('v4') \gset
+select tests.user('shorty2') as shorty2 \gset
+select bj.trade(:shorty2, 'v4', 'YES', 'sell', 50, null, null, null, null) \gset
+select count(*) from admin.wipe_users(array['shorty2']) \gset
+select admin.resolve_market('v4', 'NO') \gset
+select is_empty('select * from admin.check_invariants()', 'a wiped short''s market resolves with every invariant holding');
+select is((select sum(amount)::numeric from bj.collateral where market_id = :market), 0::numeric, 'and its collateral is released');
 
 select * from finish();
 rollback;

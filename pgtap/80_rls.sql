@@ -2,7 +2,7 @@
 -- every table and function, policies, and what each role can actually do.
 begin;
 \ir helpers/setup.psql
-select plan(39 + 5 * (select count(*)::int from pg_proc where pronamespace = 'api'::regnamespace)
+select plan(46 + 5 * (select count(*)::int from pg_proc where pronamespace = 'api'::regnamespace)
               + 11 * (select count(*)::int from pg_class where relnamespace = 'bj'::regnamespace and relkind = 'r'));
 
 -- every table has RLS enabled and forced
@@ -73,6 +73,66 @@ $$, 'a function without a pinned search_path is private or bound when created');
 select is_empty($$ select p.oid::regprocedure::text from pg_proc p
                     where p.pronamespace = 'api'::regnamespace and obj_description(p.oid, 'pg_proc') is null $$,
                 'every api function is documented');
+
+-- PostgreSQL's own functions that act beyond the caller's session: client roles reach none
+-- but those reviewed here. Every VOLATILE pg_catalog function a client role may execute is
+-- either harmless (listed, with why) or must not be reachable: a new one fails this test.
+create temp table harmless (name text primary key, why text);
+insert into harmless
+select n, 'the caller''s own session, transaction or random state' from unnest(array[
+  'set_config', 'random', 'setseed', 'gen_random_uuid', 'clock_timestamp', 'timeofday', 'nextval', 'currval',
+  'setval', 'lastval', 'pg_sleep', 'pg_sleep_for', 'pg_sleep_until', 'pg_stat_clear_snapshot',
+  'pg_stat_force_next_flush', 'pg_export_snapshot', 'current_query', 'bernoulli', 'system', 'txid_status',
+  'pg_xact_status', 'pg_notification_queue_usage', 'pg_backend_pid', 'pg_current_xact_id', 'txid_current',
+  'pg_current_xact_id_if_assigned', 'txid_current_if_assigned']) n
+union all
+select n, 'reads, no more than the caller may read' from unnest(array[
+  'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'cursor_to_xml', 'cursor_to_xmlschema',
+  'ts_stat', 'ts_rewrite', 'pg_lock_status', 'pg_blocking_pids', 'pg_safe_snapshot_blocking_pids',
+  'pg_isolation_test_session_is_blocked', 'pg_prepared_xact', 'pg_get_multixact_members',
+  'pg_last_committed_xact', 'pg_xact_commit_timestamp', 'pg_xact_commit_timestamp_origin',
+  'pg_current_wal_lsn', 'pg_current_wal_insert_lsn', 'pg_current_wal_flush_lsn', 'pg_is_in_recovery',
+  'pg_last_wal_receive_lsn', 'pg_last_wal_replay_lsn', 'pg_last_xact_replay_timestamp',
+  'pg_is_wal_replay_paused', 'pg_get_wal_replay_pause_state', 'pg_get_wal_resource_managers',
+  'pg_control_checkpoint', 'pg_control_init', 'pg_control_recovery', 'pg_control_system',
+  'pg_database_size', 'pg_tablespace_size', 'pg_relation_size', 'pg_table_size', 'pg_indexes_size',
+  'pg_total_relation_size', 'pg_partition_tree', 'pg_partition_ancestors', 'pg_sequence_last_value',
+  'pg_collation_actual_version', 'pg_database_collation_actual_version', 'pg_jit_available',
+  'pg_stat_get_recovery_prefetch', 'currtid2', 'amvalidate', 'pg_extension_config_dump']) n
+union all
+select n, 'refuses a caller without the privilege it needs (superuser, replication, owner or same role)'
+  from unnest(array['pg_cancel_backend', 'pg_terminate_backend', 'pg_create_physical_replication_slot',
+  'pg_create_logical_replication_slot', 'pg_drop_replication_slot', 'pg_copy_physical_replication_slot',
+  'pg_copy_logical_replication_slot', 'pg_replication_slot_advance', 'pg_logical_slot_get_changes',
+  'pg_logical_slot_peek_changes', 'pg_logical_slot_get_binary_changes', 'pg_logical_slot_peek_binary_changes',
+  'pg_import_system_collations', 'pg_nextoid', 'pg_stop_making_pinned_objects', 'brin_summarize_new_values',
+  'brin_summarize_range', 'brin_desummarize_range', 'gin_clean_pending_list', 'pg_read_file_old',
+  'pg_rotate_logfile_old']) n
+union all
+select n, 'PL/pgSQL''s own entry points: DO blocks and checking the caller''s own function bodies'
+  from unnest(array['plpgsql_inline_handler', 'plpgsql_validator']) n;
+select is_empty($$
+  select r.role || ': ' || p.oid::regprocedure::text from pg_proc p
+   cross join unnest(array['anon', 'authenticated', 'authenticator', 'analyst', 'service_role']) r(role)
+   where p.pronamespace = 'pg_catalog'::regnamespace and p.provolatile = 'v'
+     and has_function_privilege(r.role, p.oid, 'execute')
+     and p.prorettype not in ('trigger'::regtype, 'event_trigger'::regtype, 'internal'::regtype, 'language_handler'::regtype,
+                              'fdw_handler'::regtype, 'index_am_handler'::regtype, 'table_am_handler'::regtype,
+                              'tsm_handler'::regtype)
+     and p.proname !~ '^(binary_upgrade_|pg_stat_get_xact_)'
+     and p.proname not in (select name from harmless)
+     and not (r.role = 'authenticator' and p.oid = 'pg_catalog.pg_logical_emit_message(boolean, text, text)'::regprocedure)
+   order by 1 $$, 'client roles execute no PostgreSQL function that acts beyond their session but those reviewed');
+select ok(not has_function_privilege(r, 'pg_catalog.pg_logical_emit_message(boolean, text, text)', 'execute'),
+          format('%s cannot write to the WAL', r))
+  from unnest(array['anon', 'authenticated', 'analyst', 'service_role']) r;
+select ok(has_function_privilege('authenticator', 'pg_catalog.pg_logical_emit_message(boolean, text, text)', 'execute'),
+          'the HTTP layer''s login may (its writes are confirmed by that commit)');
+select ok(not has_function_privilege('analyst', 'pg_catalog.pg_advisory_xact_lock(bigint)', 'execute')
+          and not has_function_privilege('analyst', 'pg_catalog.pg_try_advisory_lock(bigint)', 'execute')
+          and not has_function_privilege('analyst', 'pg_catalog.lo_create(oid)', 'execute')
+          and not has_function_privilege('analyst', 'pg_catalog.pg_notify(text, text)', 'execute'),
+          'nor take advisory locks the exchange uses, create large objects or notify');
 
 -- as a visitor and as a trader, every write on every table fails
 select tests.user('alice') as alice, tests.user('bob') as bob \gset

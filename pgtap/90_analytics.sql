@@ -2,7 +2,7 @@
 -- Brier scores on a constructed example, leaderboard, market stats and the house's results.
 begin;
 \ir helpers/setup.psql
-select plan(17);
+select plan(19);
 
 select tests.user('alice') as alice, tests.user('bob') as bob \gset
 select tests.market('h1') as h1 \gset
@@ -31,6 +31,8 @@ select is(jsonb_array_length(api.price_history('h1', '1 minute')), 10, 'the same
 select is(jsonb_array_length(api.price_history('h1', '1 day')), 2, 'and at one day');
 select is(jsonb_array_length(api.price_history('h1', '1 hour', '2026-01-01 11:00:00+00')), 2, 'since limits the range');
 select throws_ok($$ select api.price_history('h1', '0 seconds') $$, 'BJ021', null, 'a bucket must be at least a second');
+select throws_ok($$ select api.price_history('h1', '1 mon') $$, 'BJ021', null, 'a bucket of a month has no fixed length: refused');
+select throws_ok($$ select api.price_history('h1', '1 year -11 months') $$, 'BJ021', null, 'nor one spelled in years and months');
 select admin.resolve_market('h1', 'YES') \gset
 select is(api.price_history('h1', '1 hour'), :'c'::jsonb, 'candles stay available after resolution');
 
