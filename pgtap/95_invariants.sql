@@ -1,0 +1,86 @@
+-- sql/95_invariants.sql: the invariant checker as a product of its own. Each invariant it
+-- reports is broken on purpose, alone (as the owner, guards lifted inside a savepoint), and
+-- the checker must name that one and only that one.
+begin;
+\ir helpers/setup.psql
+select plan(14);
+
+-- a state with longs, a short with collateral, fees and two markets
+select tests.market('i1') as i1, tests.market('i2', '{A,B,C}', 50) as i2 \gset
+select tests.user('long') as long, tests.user('short') as short \gset
+select bj.trade(:long, 'i1', 'YES', 'buy', 40, null, null, null, null) \gset
+select bj.trade(:short, 'i1', 'YES', 'sell', 25, null, null, null, null) \gset
+select bj.trade(:long, 'i2', 'B', 'buy', 10, null, null, null, null) \gset
+select is_empty('select * from admin.check_invariants()', 'the state to break holds every invariant');
+
+-- the names the checker can report, read from its definition: a new one without a case here fails
+select is((select array_agg(m[1] order by m[1])
+             from regexp_matches(pg_get_functiondef('admin.check_invariants'::regproc), $$SELECT '([a-z ]+)'::text$$, 'g') m),
+          array['balance equals ledger', 'balance is not negative', 'collateral covers shorts', 'collateral equals ledger',
+                'ledger is guarded', 'ledger position has a row', 'market has a quantity per outcome',
+                'market is solvent', 'market quantity equals ledger', 'pool equals ledger', 'position equals ledger'],
+          'every invariant the checker reports is broken below');
+
+create function tests.reported() returns text[]
+language sql as $$ select coalesce(array_agg(distinct invariant order by invariant), '{}') from admin.check_invariants() $$;
+-- move coins from one account to another in the ledger alone (no cache follows)
+create function tests.post(p_from text, p_to text, p_amount numeric) returns void
+language sql as $$ select bj.post(nextval('bj.journal_seq'), 'test', 'coin', p_from, p_to, p_amount) $$;
+
+savepoint s;
+alter table bj.users drop constraint users_balance_check;
+-- the cash account goes below zero in the ledger too, so that only the sign is wrong
+select tests.post(bj.cash_account(:long), 'house', (select balance + 1 from bj.users where id = :long));
+update bj.users set balance = -1 where id = :long;
+select is(tests.reported(), '{balance is not negative}', 'a negative balance');
+rollback to savepoint s;
+
+update bj.users set balance = balance + 0.000001 where id = :long;
+select is(tests.reported(), '{balance equals ledger}', 'a balance the ledger does not replay to');
+rollback to savepoint s;
+
+update bj.positions set shares = shares + 1 where user_id = :long and market_id = :i1;
+select is(tests.reported(), '{position equals ledger}', 'a position the ledger does not replay to');
+rollback to savepoint s;
+
+delete from bj.positions where user_id = :long and market_id = :i2;
+select is(tests.reported(), '{ledger position has a row}', 'a position the ledger holds and no row does');
+rollback to savepoint s;
+
+update bj.collateral set amount = amount + 1 where user_id = :short;
+select is(tests.reported(), '{collateral equals ledger}', 'collateral the ledger does not replay to');
+rollback to savepoint s;
+
+-- collateral released in the ledger and the cache alike, leaving the short uncovered
+select tests.post(bj.collateral_account(:short, :i1), bj.cash_account(:short), 1);
+update bj.collateral set amount = amount - 1 where user_id = :short;
+update bj.users set balance = balance + 1 where id = :short;
+select is(tests.reported(), '{collateral covers shorts}', 'a short its collateral does not cover');
+rollback to savepoint s;
+
+update bj.markets set pool = pool + 1 where id = :i1;
+select is(tests.reported(), '{pool equals ledger}', 'a pool the ledger does not replay to');
+rollback to savepoint s;
+
+update bj.markets set q[1] = q[1] - 1 where id = :i1;
+select is(tests.reported(), '{market quantity equals ledger}', 'quantities the maker''s accounts do not replay to');
+rollback to savepoint s;
+
+-- the pool drained below the worst payout, in the ledger and the cache alike
+select tests.post(bj.pool_account(:i1), 'house', (select pool - 1 from bj.markets where id = :i1));
+update bj.markets set pool = 1 where id = :i1;
+select is(tests.reported(), '{market is solvent}', 'a pool that cannot pay the winning outcome');
+rollback to savepoint s;
+
+update bj.markets set q = q || 0::numeric where id = :i1;
+select is(tests.reported(), '{market has a quantity per outcome}', 'a quantity vector longer than the outcomes');
+rollback to savepoint s;
+
+alter table bj.ledger disable trigger _100_append_only;
+select is(tests.reported(), '{ledger is guarded}', 'the ledger''s append-only guard switched off');
+rollback to savepoint s;
+
+select is_empty('select * from admin.check_invariants()', 'and after each, the state holds again');
+
+select * from finish();
+rollback;
