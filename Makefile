@@ -36,7 +36,7 @@ analyst: db
 # stop the server `make run` started (by its pid), then the embedded cluster
 stop:
 	@scripts/server.sh stop
-	@scripts/cluster.sh stop
+	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh stop
 
 migrate: db
 
@@ -51,8 +51,7 @@ seed: db
 # client address comes from api/address.py (BETJEE_TRUSTED_PROXIES), never from a header
 # that anyone on the machine could send.
 run: seed
-	@mkdir -p .run && echo $$$$ > .run/server.pid
-	@BETJEE_DATABASE_URL="$(DBURL)" exec .venv/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
+	@mkdir -p .run && echo $$$$ > .run/server.pid && BETJEE_DATABASE_URL="$(DBURL)" exec .venv/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
 	  --workers $(WORKERS) --no-access-log --no-proxy-headers --timeout-graceful-shutdown 5
 
 test: deps

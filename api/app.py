@@ -73,7 +73,7 @@ async def lifespan(app: Starlette):
 
     async def refresh() -> None:
         try:
-            async with pool.connection() as conn:
+            async with pool.connection(timeout=WAIT_DOWN_S if database_down() else WAIT_S) as conn:
                 catalog = await rpc.Catalog.load(conn)
             app.state.catalog, app.state.statuses = catalog, Statuses(catalog.statuses)
             app.state.limits = {name: Limit(n) for name, n in catalog.limits.items()}
@@ -111,7 +111,9 @@ async def call_rpc(request: Request) -> Response:
 
 
 def database_down() -> bool:
-    return not app.state.broadcaster.connected.is_set()
+    """Whether the stream's connection has lost the database (and not yet found it again)."""
+    broadcaster = getattr(app.state, "broadcaster", None)
+    return broadcaster is not None and not broadcaster.connected.is_set()
 
 
 async def forward(request: Request) -> Response:

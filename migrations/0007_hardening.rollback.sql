@@ -1,5 +1,5 @@
 set role betjee_owner;
-drop table if exists bj.throttle;
+drop table if exists bj.throttle cascade;
 reset role;
 
 grant execute on function pg_catalog.pg_logical_emit_message(boolean, text, text),

@@ -329,6 +329,7 @@ grant execute on function admin.wipe_users(text[]) to service_role;
 -- runs at once: a flood of logins then waits its turn instead of taking every core and every
 -- pooled connection from the traders. The HTTP layer reads this at start-up.
 create or replace view bj.call_limits as
-select f.name as function, bj.setting('password_hash_concurrency')::int as max_concurrent
-  from (values ('signup'), ('login')) f(name);
+select f.name as function, s.value::int as max_concurrent
+  from (values ('signup'), ('login')) f(name)
+  join bj.settings s on s.key = 'password_hash_concurrency';
 grant select on bj.call_limits to authenticator;

@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -55,7 +56,7 @@ def db_url() -> Iterator[str]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("select bj.set_jwt_secret(%s)", [SECRET])
         for key, value in (("bcrypt_cost", "4"), ("trade_cooldown_ms", "0"),
-                           ("signup_ip_max", "1000000")):
+                           ("signup_ip_max", "1000000"), ("login_max_failures_ip", "1000000")):
             conn.execute("select admin.configure(%s, %s)", [key, value])
     yield url
     if created:
@@ -79,6 +80,17 @@ def invariants(request: pytest.FixtureRequest) -> Iterator[None]:
     with psycopg.connect(url) as conn:
         broken = conn.execute("select * from admin.check_invariants()").fetchall()
     assert broken == [], f"invariants violated: {broken}"
+
+
+@contextmanager
+def setting(db: psycopg.Connection, key: str, value: str) -> Iterator[None]:
+    """An exchange setting changed for the length of a block, then put back."""
+    before = db.execute("select value from bj.settings where key = %s", [key]).fetchone()
+    db.execute("select admin.configure(%s, %s)", [key, value])
+    try:
+        yield
+    finally:
+        db.execute("select admin.configure(%s, %s)", [key, before["value"] if isinstance(before, dict) else before[0]])
 
 
 def unique(prefix: str) -> str:

@@ -81,7 +81,7 @@ def test_a_write_is_answered_only_once_its_commit_is_on_disk(http, make_market, 
 def test_without_the_right_to_confirm_writes_commit_the_ordinary_way(db_url, db, make_market):
     market = make_market()
     fn = "pg_catalog.pg_logical_emit_message(boolean, text, text)"
-    db.execute(f"revoke execute on function {fn} from public")
+    db.execute(f"revoke execute on function {fn} from authenticator")
     proc, base = start_server(db_url)
     try:
         with httpx.Client(base_url=base, timeout=10) as http:
@@ -90,7 +90,7 @@ def test_without_the_right_to_confirm_writes_commit_the_ordinary_way(db_url, db,
     finally:
         proc.terminate()
         proc.wait(10)
-        db.execute(f"grant execute on function {fn} to public")
+        db.execute(f"grant execute on function {fn} to authenticator")
 
 
 def test_exact_decimals_survive_the_round_trip(http, make_market):
