@@ -38,7 +38,7 @@ def test_lone_surrogates_are_bad_input_not_a_server_error(http, make_market, db)
         b'{"market": "\\ud800", "outcome": "YES", "side": "buy", "shares": 1}',
         b'{"market": "ok\\udfff", "outcome": "YES", "side": "buy", "shares": 1}',
         b'{"\\ud800": 1, "outcome": "YES", "side": "buy", "shares": 1}',
-        ('{"market": "%s", "outcome": "YES\\udc00", "side": "buy", "shares": 1}' % market).encode(),
+        f'{{"market": "{market}", "outcome": "YES\\udc00", "side": "buy", "shares": 1}}'.encode(),
     ]
     for path in ("/rpc/quote", "/rpc/trade"):
         for body in bodies:
@@ -146,7 +146,8 @@ def test_a_server_error_answers_the_json_error_body():
 def test_wiping_an_unknown_user_is_refused_and_commits_nothing(db_url, db, make_user):
     user = make_user()
     out = subprocess.run(["psql", db_url, "-X", "-v", f"users={{{user['username']},no_such_one}}",
-                          "-f", str(ROOT / "dba" / "wipe_users.sql")], capture_output=True, text=True)
+                          "-f", str(ROOT / "dba" / "wipe_users.sql")], capture_output=True, text=True,
+                         check=False)
     assert out.returncode != 0 and "no such user" in out.stderr and "no_such_one" in out.stderr
     row = db.execute("select disabled_at, balance from bj.users where id = %s", [user["user_id"]]).fetchone()
     assert row["disabled_at"] is None and row["balance"] == 1000
@@ -293,7 +294,7 @@ def test_make_stop_stops_the_server_make_run_started(db_url):
             except httpx.HTTPError:
                 time.sleep(0.2)
         out = subprocess.run(["make", "-s", "stop"], cwd=ROOT, env=env, capture_output=True, text=True,
-                             timeout=60)
+                             timeout=60, check=True)
         assert "stopped the HTTP server" in out.stdout, out
         assert run.wait(15) is not None
         with pytest.raises(httpx.HTTPError):
