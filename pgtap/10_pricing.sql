@@ -1,7 +1,7 @@
 -- sql/10_pricing.sql: the known LMSR values of DESIGN.md, the rounding direction, spend budgets.
 begin;
 \ir helpers/setup.psql
-select plan(17);
+select plan(19);
 
 select is(round(bj.lmsr_cost('{10,0}', 100) - bj.lmsr_cost('{0,0}', 100), 9), 5.124947951,
           'buying 10 YES at b=100 from (0,0) costs 100·ln((e^0.1+1)/2)');
@@ -40,6 +40,8 @@ select ok((select t.shares > 0 and t.total <= 1 from bj.price_trade('sigmoid', '
 select is((bj.price_trade('sigmoid', '{0,0}', 100, 0, 1, 'buy', 10, null)).amount,
           bj.ceil6(10 * (bj.sigmoid_price(0, 100) + bj.sigmoid_price(10, 100)) / 2),
           'the sigmoid executes at the average of its start and end price');
+select is(bj.sigmoid_price(0, 100), 0.5::numeric, 'the sigmoid starts at 0.5: between its floor 0.01 and its cap 0.99');
+select is(round(bj.sigmoid_price(100000, 100), 9), 0.99::numeric, 'and approaches its cap 0.99');
 
 select * from finish();
 rollback;

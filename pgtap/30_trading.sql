@@ -2,7 +2,7 @@
 -- its documented SQLSTATE and changes nothing, slippage, idempotency, and the ledger's guard.
 begin;
 \ir helpers/setup.psql
-select plan(73);
+select plan(74);
 
 select tests.market('t1') \gset
 select tests.market('t3', '{A,B,C}', 50, 0) \gset
@@ -43,6 +43,9 @@ select is((select amount::numeric from bj.collateral where user_id = :alice), 10
 select bj.trade(:alice, 't1', 'YES', 'sell', 5, null, null, null, null) \gset
 select is((select amount::numeric from bj.collateral where user_id = :alice), 10.000000::numeric,
           'collateral is the worst payout over outcomes: max(0, −min pos)');
+select is((select volume::numeric from bj.markets where code = 't1'),
+          (select sum(amount)::numeric from bj.trades t join bj.markets m on m.id = t.market_id where m.code = 't1'),
+          'a market''s volume is the market maker''s amounts, fees not counted');
 select is_empty('select * from admin.check_invariants()', 'invariants hold after trading');
 
 -- refusals: each raises its SQLSTATE and changes nothing

@@ -1,7 +1,7 @@
 -- sql/40_orders.sql: stop-loss and take-profit orders fired inside the crossing trade.
 begin;
 \ir helpers/setup.psql
-select plan(36);
+select plan(41);
 
 select tests.market('c1') \gset
 select tests.user('user1') as u1, tests.user('user2') as u2, tests.user('user3') as u3,
@@ -142,6 +142,40 @@ select bj.trade(:selfie, 'c11', 'NO', 'buy', 100, null, null, null, null) as r11
 select is(jsonb_array_length(:'r11'::jsonb -> 'triggered'), 1, 'a trade can fire its trader''s own stop');
 select is((:'r11'::jsonb ->> 'balance')::numeric, (select balance::numeric from bj.users where id = :selfie),
           'and its receipt''s balance is the balance after the cascade');
+
+-- a trigger exactly at the current price would fire at once: refused
+select tests.market('c12') \gset
+select bj.trade(:selfie, 'c12', 'YES', 'buy', 10, null, null, null, null) \gset
+select (bj.display_prices(bj.lmsr_prices('{10,0}', 100)))[1] as now12 \gset
+select throws_ok(format($$ select bj.place_order(%s, 'c12', 'YES', 'stop_loss', 10, %s) $$, :selfie, :now12),
+                 'BJ021', null, 'a stop-loss exactly at the current price is refused');
+select throws_ok(format($$ select bj.place_order(%s, 'c12', 'YES', 'take_profit', 10, %s) $$, :selfie, :now12),
+                 'BJ021', null, 'and so is a take-profit');
+
+-- two orders crossed by one trade fire deepest first: the one the price passed first
+select tests.market('c13') \gset
+select tests.user('deep') as deep, tests.user('shallow') as shallow \gset
+select bj.trade(:deep, 'c13', 'YES', 'buy', 100, null, null, null, null) \gset
+select bj.trade(:shallow, 'c13', 'YES', 'buy', 100, null, null, null, null) \gset
+select (bj.place_order(:shallow, 'c13', 'YES', 'stop_loss', 100, 0.50) ->> 'order_id')::bigint as s13 \gset
+select (bj.place_order(:deep, 'c13', 'YES', 'stop_loss', 100, 0.60) ->> 'order_id')::bigint as d13 \gset
+select bj.trade(:taker6, 'c13', 'NO', 'buy', 300, null, null, null, null) as r13 \gset
+select is(array(select (f ->> 'order_id')::bigint from jsonb_array_elements(:'r13'::jsonb -> 'triggered') f),
+          array[:d13, :s13]::bigint[], 'the order crossed deepest fires first');
+
+-- a fired stop does not start its owner's cooldown: the owner may trade at once
+update bj.settings set value = '60000' where key = 'trade_cooldown_ms';
+select tests.market('c14') \gset
+select tests.user('cool') as cool \gset
+select bj.trade(:cool, 'c14', 'YES', 'buy', 50, null, null, null, null) \gset
+select bj.place_order(:cool, 'c14', 'YES', 'stop_loss', 50, 0.45) \gset
+update bj.users set last_trade_at = clock_timestamp() - interval '1 hour' where id = :cool;
+update bj.users set last_trade_at = null where id = :taker6;
+select bj.trade(:taker6, 'c14', 'NO', 'buy', 100, null, null, null, null) as r14 \gset
+select is(jsonb_array_length(:'r14'::jsonb -> 'triggered'), 1, 'the owner''s stop fired');
+select lives_ok(format($$ select bj.trade(%s, 'c14', 'YES', 'buy', 1, null, null, null, null) $$, :cool),
+                'and its owner trades at once: a fired order is not their trade');
+update bj.settings set value = '0' where key = 'trade_cooldown_ms';
 
 select is_empty('select * from admin.check_invariants()', 'invariants hold at the end');
 

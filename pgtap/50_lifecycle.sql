@@ -2,7 +2,7 @@
 -- shorts and fees), split resolution and its preview, voiding.
 begin;
 \ir helpers/setup.psql
-select plan(37);
+select plan(42);
 
 select tests.user('alice') as alice, tests.user('bob') as bob, tests.user('carol') as carol \gset
 
@@ -19,6 +19,9 @@ select throws_ok($$ select admin.create_market('m9', 'x', liquidity => 0) $$, 'B
 -- close_at in the past: the market reads as closed and refuses trades at once
 select admin.create_market('late', 'late', close_at => now() - interval '1 second') \gset
 select is(bj.market_json(bj.find_market('late')) ->> 'status', 'closed', 'a market past close_at reads as closed');
+select ok(not api.list_markets('open') @> jsonb_build_array(jsonb_build_object('code', 'late'))
+          and api.list_markets('closed') @> jsonb_build_array(jsonb_build_object('code', 'late')),
+          'and is listed as closed, not open');
 select throws_ok(format($$ select bj.trade(%s, 'late', 'YES', 'buy', 1, null, null, null, null) $$, :alice), 'BJ002', null,
                  'and refuses trades without any worker');
 
@@ -52,7 +55,11 @@ select bj.trade(:carol, 'm3', 'C', 'sell', 10, null, null, null, null) \gset
 select balance as a1 from bj.users where id = :alice \gset
 select balance as b1 from bj.users where id = :bob \gset
 select balance as c1 from bj.users where id = :carol \gset
+select is((select sum(amount)::numeric from bj.ledger
+            where kind = 'subsidy' and market_id = (select id from bj.markets where code = 'm3')),
+          54.930615::numeric, 'three outcomes at b=50 are subsidised 50·ln 3, rounded up');
 select throws_ok($$ select admin.resolve_market_split('m3', '{"A": 0.5, "B": 0.6}') $$, 'BJ021', null, 'weights must sum to 1');
+select throws_ok($$ select admin.resolve_market_split('m3', '{"A": 0.5, "B": 0.4}') $$, 'BJ021', null, 'neither more nor less');
 select throws_ok($$ select admin.resolve_market_split('m3', '{"A": 0.5, "Z": 0.5}') $$, 'BJ011', null, 'weights name outcomes');
 select admin.resolve_market_split('m3', '{"A": 0.3, "B": 0.3, "C": 0.4}') \gset
 select is((select balance::numeric from bj.users where id = :alice), :'a1'::numeric + 9, '30 A at 0.3 pay 9');
@@ -69,6 +76,8 @@ select bj.trade(:alice, 'v1', 'YES', 'sell', 20, null, null, null, null) \gset
 select admin.void_market('v1') \gset
 select is((select balance::numeric from bj.users where id = :alice), :'av'::numeric, 'voiding gives back every coin a trader put in, fees included');
 select is((select balance::numeric from bj.users where id = :bob), :'bv'::numeric, 'and takes back what a short received');
+select throws_ok($$ select admin.resolve_market('v1', 'YES') $$, 'BJ008', null, 'a voided market cannot be resolved');
+select throws_ok($$ select admin.void_market('v1') $$, 'BJ008', null, 'nor voided again');
 
 -- a profit already spent elsewhere: the balance stops at zero and the house carries the rest
 select tests.user('dave') as dave \gset

@@ -3,7 +3,9 @@
     python scripts/db.py up URL [--seed]     apply pending migrations and every sql/ file
     python scripts/db.py down URL            roll every migration back
     python scripts/db.py verify URL          run migrations/verify/*.sql (sqitch's verify)
-    python scripts/db.py create URL NAME     create database NAME on URL's server, print its URL
+    python scripts/db.py create URL NAME [TEMPLATE]
+                                             create database NAME on URL's server (a copy of
+                                             database TEMPLATE if given), print its URL
     python scripts/db.py drop URL NAME       drop database NAME
     python scripts/db.py env URL             print URL as PG* variables (for pg_prove)
 
@@ -83,10 +85,10 @@ def verify(url: str) -> None:
                 raise SystemExit(f"verify {path.name} failed: {exc}") from exc
 
 
-def create(url: str, name: str) -> None:
+def create(url: str, name: str, template: str | None = None) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
-        conn.execute(f'create database "{name}"')
+        conn.execute(f'create database "{name}"' + (f' template "{template}"' if template else ""))
     print(with_dbname(url, name))
 
 
@@ -95,12 +97,16 @@ def drop(url: str, name: str) -> None:
         conn.execute(f'drop database if exists "{name}" with (force)')
 
 
-def env(url: str) -> None:
+def pg_env(url: str) -> dict[str, str]:
+    """A libpq URL as the PG* environment variables psql and pg_prove read."""
     names = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "dbname": "PGDATABASE",
              "password": "PGPASSWORD", "sslmode": "PGSSLMODE"}
-    for key, value in conninfo_to_dict(url).items():
-        if key in names:
-            print(f"export {names[key]}={shlex.quote(str(value))}")
+    return {names[k]: str(v) for k, v in conninfo_to_dict(url).items() if k in names}
+
+
+def env(url: str) -> None:
+    for key, value in pg_env(url).items():
+        print(f"export {key}={shlex.quote(value)}")
 
 
 def main(argv: list[str]) -> None:
@@ -114,7 +120,7 @@ def main(argv: list[str]) -> None:
     elif cmd == "verify":
         verify(url)
     elif cmd == "create":
-        create(url, rest[0])
+        create(url, rest[0], rest[1] if len(rest) > 1 else None)
     elif cmd == "env":
         env(url)
     elif cmd == "drop":

@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from hypothesis import seed, settings
+from hypothesis.database import DirectoryBasedExampleDatabase, ReadOnlyDatabase
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -24,6 +26,23 @@ from psycopg.types.json import Jsonb
 ROOT = Path(__file__).resolve().parent.parent
 DB = [sys.executable, str(ROOT / "scripts" / "db.py")]
 SECRET = "test-secret-" + "x" * 40
+
+# Property tests are deterministic: the "ci" profile (the default, and what make test runs)
+# draws from a fixed seed and first replays the examples stored in tests/hypothesis-examples
+# (read-only), so what they catch they catch every run. BETJEE_HYPOTHESIS=explore draws anew
+# and stores what fails there; commit the folder to keep it.
+EXAMPLES = ROOT / "tests" / "hypothesis-examples"
+PROFILE = os.environ.get("BETJEE_HYPOTHESIS", "ci")
+settings.register_profile("ci", deadline=None, print_blob=True,
+                          database=ReadOnlyDatabase(DirectoryBasedExampleDatabase(EXAMPLES)))
+settings.register_profile("explore", deadline=None, print_blob=True,
+                          database=DirectoryBasedExampleDatabase(EXAMPLES))
+settings.load_profile(PROFILE)
+
+
+def deterministic(test):
+    """A fixed seed under the ci profile (hypothesis's @seed), none when exploring."""
+    return seed(20261201)(test) if PROFILE == "ci" else test
 
 
 def _admin_url() -> str:
