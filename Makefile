@@ -10,10 +10,10 @@ DBURL = $(or $(DATABASE_URL),$(shell scripts/cluster.sh url))
 # The token signing secret, shared by the database and the HTTP layer.
 export BETJEE_JWT_SECRET := $(shell scripts/secret.sh)
 
-.PHONY: help deps db dburl psql analyst stop migrate rollback seed run test lint bench
+.PHONY: help deps db dburl psql analyst stop migrate rollback seed run test lint bench mutate
 
 help:
-	@echo "make run | test | db | dburl | psql | analyst | stop | migrate | rollback | lint | bench"
+	@echo "make run | test | db | dburl | psql | analyst | stop | migrate | rollback | lint | bench | mutate"
 
 deps:
 	@scripts/deps.sh
@@ -65,3 +65,8 @@ bench: deps
 	@scripts/deps.sh bench
 	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
 	@BETJEE_ADMIN_URL="$(DBURL)" $(PY) scripts/bench.py
+
+# the mutation run (not part of make test): tests/mutants.py against the tests owning each rule
+mutate: deps
+	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
+	@$(PY) scripts/mutate.py "$(DBURL)" $(MUTANTS)

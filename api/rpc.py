@@ -32,9 +32,9 @@ CALL_LIMITS = "select function, max_concurrent from bj.call_limits"
 # ordinary way (waiting for the flush with their locks held).
 CAN_CONFIRM = ("select has_function_privilege("
                "'pg_catalog.pg_logical_emit_message(boolean, text, text)', 'execute')")
-# A transaction that writes one WAL record (an empty logical message) and so commits
-# synchronously: its flush covers every commit record before it.
-DURABLE = "select pg_logical_emit_message(true, 'betjee.durable', '')"
+# A transaction that writes one WAL record (a logical message naming the database) and so
+# commits synchronously: its flush covers every commit record before it.
+DURABLE = "select pg_logical_emit_message(true, 'betjee.durable', current_database()::text)"
 
 
 @dataclass(frozen=True)

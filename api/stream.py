@@ -26,7 +26,7 @@ from api.rpc import CAN_CONFIRM
 
 log = logging.getLogger("betjee.stream")
 # The forwarder's confirming transaction (api.rpc.DURABLE), under the stream's name in the WAL.
-DURABLE = "select pg_logical_emit_message(true, 'betjee.stream', '')"
+DURABLE = "select pg_logical_emit_message(true, 'betjee.stream', current_database()::text)"
 QUEUE_SIZE = 256
 HEARTBEAT_S = 15.0
 RETRY_S = 0.5  # between attempts to reach the database while it is away

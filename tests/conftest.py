@@ -155,12 +155,16 @@ def rpc_sql(conn: psycopg.Connection, user_id: int | None, fn: str, **args) -> d
 
 
 def logical_messages_since(db: psycopg.Connection, start: str, prefix: str = "betjee.durable") -> int:
-    """Logical messages with this prefix on disk since WAL position start: the forwarder's
-    confirming commits (betjee.durable), or the stream's (betjee.stream)."""
+    """Logical messages with this prefix on disk since WAL position start, for this database:
+    the forwarder's confirming commits (betjee.durable), or the stream's (betjee.stream). (The
+    WAL is the whole cluster's; the messages name their database, shown in hex.)"""
     return db.execute("""select case when pg_current_wal_flush_lsn() = %(s)s then 0 else
                            (select count(*) from pg_get_wal_records_info(%(s)s, pg_current_wal_flush_lsn())
                              where resource_manager = 'LogicalMessage'
-                               and description like '%%"' || %(p)s || '"%%') end as n""",
+                               and description like '%%"' || %(p)s || '"; payload%%'
+                               and description like '%%: ' || (select string_agg(upper(lpad(to_hex(get_byte(b, i)), 2, '0')), ' ' order by i)
+                                                               from (select convert_to(current_database(), 'utf8') b) x,
+                                                                    generate_series(0, length(b) - 1) i)) end as n""",
                       {"s": start, "p": prefix}).fetchone()["n"]
 
 

@@ -276,11 +276,35 @@ def test_a_stream_resumed_from_a_malformed_cursor_is_refused(server):
     assert r.status_code == 400 and r.json()["code"] == "BJ021"
 
 
+def wait_for(sub: Subscriber, market: str, seconds: float = 30) -> dict:
+    """The first batch that carries the market. (A bound only against a hang: nothing here
+    depends on how soon it comes.)"""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            _, batch = sub.events.get(timeout=deadline - time.monotonic())
+        except queue.Empty:
+            break
+        if batch is not None and any(m["code"] == market for m in batch["markets"]):
+            return batch
+    raise AssertionError(f"{market} never reached the stream")
+
+
+def commit_is_flushed(db, start: str, xid: int) -> bool:
+    """Whether the commit record of transaction xid lies in the WAL on disk after start."""
+    return db.execute("""select count(*) = 1 as d from pg_get_wal_records_info(%s, pg_current_wal_flush_lsn())
+                          where resource_manager = 'Transaction' and record_type = 'COMMIT'
+                            and xid::text::bigint = %s""", [start, xid]).fetchone()["d"]
+
+
 def test_the_stream_shows_a_change_only_once_it_is_on_disk(server, db_url, db, make_market, make_user):
     """Writes over HTTP commit before their WAL is flushed (the answer waits for the flush), so
     the stream must wait too: a trade committed without waiting for the disk, with the WAL
-    writer slowed down, reaches subscribers only after a flush that covers its commit."""
+    writer slowed down, reaches subscribers only after a flush that covers its commit record.
+    (The commit record itself is looked up: the WAL insert position read after the commit can
+    lie past records that others wrote later and that are rightly not flushed yet.)"""
     market, user = make_market(), make_user()["user_id"]
+    db.execute("create extension if not exists pg_walinspect")
     db.execute("alter system set wal_writer_delay = '10s'")
     db.execute("select pg_reload_conf()")
     try:
@@ -288,33 +312,41 @@ def test_the_stream_shows_a_change_only_once_it_is_on_disk(server, db_url, db, m
         sub = Subscriber(server)
         sub.start()
         sub.first_id()
+        start = db.execute("select pg_current_wal_flush_lsn()::text as l").fetchone()["l"]
         with psycopg.connect(db_url, autocommit=True) as conn:
             conn.execute("set synchronous_commit = off")
-            rpc_sql(conn, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(1))
-            committed = conn.execute("select pg_current_wal_insert_lsn()::text").fetchone()[0]
-        deadline, seen = time.monotonic() + 5, False
-        while not seen and time.monotonic() < deadline:
-            _, batch = sub.events.get(timeout=5)
-            seen = batch is not None and any(m["code"] == market for m in batch["markets"])
-        on_disk = db.execute("select pg_current_wal_flush_lsn() >= %s::pg_lsn as d",
-                             [committed]).fetchone()["d"]
+            receipt = rpc_sql(conn, user, "trade", market=market, outcome="YES", side="buy",
+                              shares=Decimal(1))
+        xid = db.execute("select xmin::text::bigint as x from bj.trades where id = %s",
+                         [receipt["trade_id"]]).fetchone()["x"]
+        wait_for(sub, market)
+        on_disk = commit_is_flushed(db, start, xid)
         sub.stop.set()
-        assert seen, "the trade reached the stream"
-        assert on_disk, "and its commit was on disk when it did"
+        assert on_disk, "its commit was on disk when the stream showed it"
     finally:
         db.execute("alter system reset wal_writer_delay")
         db.execute("select pg_reload_conf()")
 
 
 def test_an_idle_exchange_costs_the_stream_no_writes(server, db, make_market, make_user):
-    market, user = make_market(), make_user()["user_id"]
-    time.sleep(0.3)  # the market's creation has been published
+    """The stream writes a confirming commit only with a batch it publishes: one per batch, none
+    while nothing changes. Counted against the batches a subscriber receives, so a change made
+    elsewhere meanwhile (a market reaching its close_at) is a batch like any other."""
     db.execute("create extension if not exists pg_walinspect")
+    sub = Subscriber(server)
+    sub.start()
+    sub.first_id()
+    market, user = make_market(), make_user()["user_id"]
+    wait_for(sub, market)  # the market's creation is published (and confirmed) before we count
 
-    def confirms_during(seconds: float) -> int:
-        start = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
-        time.sleep(seconds)
-        return logical_messages_since(db, start, "betjee.stream")
-    assert confirms_during(1.0) == 0, "ten polls found nothing and wrote nothing"
+    start = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
+    idle = sub.batches(time.monotonic() + 1.0)  # ten polls
+    assert logical_messages_since(db, start, "betjee.stream") == len(idle), "no batch, no write"
+
+    start = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
     rpc_sql(db, user, "trade", market=market, outcome="YES", side="buy", shares=Decimal(1))
-    assert confirms_during(0.5) == 1, "one batch, one confirming commit"
+    wait_for(sub, market)
+    more = sub.batches(time.monotonic() + 0.3)
+    sub.stop.set()
+    assert logical_messages_since(db, start, "betjee.stream") == 1 + len(more), \
+        "one batch, one confirming commit"
