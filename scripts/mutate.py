@@ -26,8 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from scripts.db import pg_env  # noqa: E402
-from tests.mutants import MUTANTS, Mutant  # noqa: E402
+from scripts.db import pg_env
+from tests.mutants import MUTANTS, Mutant
 
 TIMEOUT_S = 600
 
@@ -35,15 +35,15 @@ TIMEOUT_S = 600
 def function_span(text: str, path: str, name: str) -> tuple[int, int]:
     """Where a named function's definition starts and ends in a file."""
     if path.endswith(".py"):
-        m = re.search(rf"^(?:async )?def {re.escape(name)}\(|^class {re.escape(name)}\b", text, re.M)
+        m = re.search(rf"^(?:async )?def {re.escape(name)}\(|^class {re.escape(name)}\b", text, re.MULTILINE)
         if not m:
             raise LookupError(name)
-        end = re.compile(r"^(?:async def |def |class |@|[A-Za-z_])", re.M).search(text, m.end())
+        end = re.compile(r"^(?:async def |def |class |@|[A-Za-z_])", re.MULTILINE).search(text, m.end())
         return m.start(), end.start() if end else len(text)
-    m = re.search(rf"^create or replace (?:function|view) {re.escape(name)}\b", text, re.M | re.I)
+    m = re.search(rf"^create or replace (?:function|view) {re.escape(name)}\b", text, re.MULTILINE | re.IGNORECASE)
     if not m:
         raise LookupError(name)
-    end = re.compile(r"^create or replace |^grant |^comment |^-- |^drop ", re.M | re.I).search(
+    end = re.compile(r"^create or replace |^grant |^comment |^-- |^drop ", re.MULTILINE | re.IGNORECASE).search(
         text, m.end())
     return m.start(), end.start() if end else len(text)
 
@@ -65,7 +65,7 @@ def apply(mutant: Mutant, root: Path) -> bool:
 def run(cmd: list[str], env: dict, cwd: Path) -> bool:
     """True when the command passes."""
     try:
-        return subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+        return subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, check=False,
                               stderr=subprocess.DEVNULL, timeout=TIMEOUT_S).returncode == 0
     except subprocess.TimeoutExpired:
         return False
@@ -103,8 +103,8 @@ def main(argv: list[str]) -> None:
     url = subprocess.run([*db, "create", admin_url, template], env=env, capture_output=True,
                          text=True, check=True).stdout.strip()
     subprocess.run([*db, "up", url], env=env, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["psql", url, "-qc", "set client_min_messages = warning; "
-                    "create extension if not exists pgtap"], check=True, stdout=subprocess.DEVNULL)
+    pgtap = "set client_min_messages = warning; create extension if not exists pgtap"
+    subprocess.run(["psql", url, "-qc", pgtap], check=True, stdout=subprocess.DEVNULL)
     results = []
     try:
         for number, mutant in enumerate(MUTANTS, 1):
