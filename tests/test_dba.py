@@ -48,3 +48,22 @@ def test_create_and_close_scripts(db_url, db):
     assert row["outcomes"] == ["A", "B", "C"] and row["liquidity"] == 50
     psql(db_url, "close_market.sql", market=code)
     assert db.execute("select status from bj.markets where code = %s", [code]).fetchone()["status"] == "closed"
+
+
+def test_the_readmes_dba_examples_run_one_after_another(db_url, db):
+    """Each command of the README's DBA corner, in its order, against the demo markets: none
+    may fail because an earlier one already settled its market."""
+    import re
+    import shlex
+    db.execute((ROOT / "dba" / "seed.sql").read_text())
+    for name in ("bot1", "bot2"):
+        if not db.execute("select 1 from bj.users where username = %s", [name]).fetchone():
+            db.execute("select bj.signup(%s, 'password123', null)", [name])
+    commands = re.findall(r'^    (psql "\$\(make -s dburl\)" .*?)(?:\s+#.*)?$',
+                          (ROOT / "README.md").read_text(), re.MULTILINE)
+    assert len(commands) >= 6
+    for command in commands:
+        args = shlex.split(command.replace('"$(make -s dburl)"', shlex.quote(db_url)))
+        out = subprocess.run([*args[:2], "-X", *args[2:]], cwd=ROOT, capture_output=True,
+                             text=True, check=False)
+        assert out.returncode == 0, (command, out.stderr)
