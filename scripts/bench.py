@@ -6,6 +6,9 @@
    stop check (50 uncrossed orders).
 2. HTTP path: 32 and 128 concurrent clients trading on the hot market, against the SQL rate.
 3. Stream: 1,000 subscribers while trades commit at 100/s: delivery delay and server memory.
+4. Login flood: a trader's api.me() latency while 80 clients log in without pause (bcrypt cost
+   10, the throttle out of the way as for a flood from many addresses), with password checks
+   bounded to one at a time and, for comparison, unbounded; against the quiet latency.
 
 Runs on a throw-away database; BENCH_SECONDS sets each run's length (default 6).
 """
@@ -90,7 +93,8 @@ def serve(url: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "uvicorn"), "api.app:app", "--port", str(port),
-         "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "1"],
+         "--no-access-log", "--no-proxy-headers", "--log-level", "warning",
+         "--timeout-graceful-shutdown", "1"],
         cwd=ROOT, env={**os.environ, "BETJEE_DATABASE_URL": url, "BETJEE_JWT_SECRET": SECRET,
                        "BETJEE_LOG_LEVEL": "WARNING"})
     base = f"http://127.0.0.1:{port}"
@@ -181,6 +185,42 @@ async def stream_load(base: str, url: str, pid: int, subscribers: int = 1000,
     return p50, p99, missed, rss
 
 
+async def login_flood(base: str, url: str, bound: int, floods: int = 80,
+                      seconds: float = SECONDS) -> tuple[float, float, dict[int, int]]:
+    """The median and p90 (ms) of a trader's api.me() while `floods` clients log in without
+    pause with password_hash_concurrency = bound (0: no flood), and the flood's statuses."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("select admin.configure('password_hash_concurrency', %s)", [str(max(1, bound))])
+        conn.execute("notify betjee_schema")
+    await asyncio.sleep(0.5)  # the server reloads its catalog
+    statuses: dict[int, int] = {}
+    stop = asyncio.Event()
+    limits = httpx.Limits(max_connections=floods + 10)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        async def flood(i: int) -> None:
+            n = 0
+            while not stop.is_set():
+                r = await client.post("/rpc/login", json={"username": f"flood{i}x{n}",
+                                                          "password": "password123"})
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                n += 1
+        tasks = [asyncio.create_task(flood(i)) for i in range(floods if bound else 0)]
+        await asyncio.sleep(1.0 if bound else 0)
+        latencies = []
+        end = time.monotonic() + seconds
+        headers = {"authorization": f"Bearer {token(1)}"}
+        while time.monotonic() < end:
+            started = time.perf_counter()
+            r = await client.post("/rpc/me", headers=headers)
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert r.status_code == 200, r.text
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    latencies.sort()
+    return statistics.median(latencies), latencies[int(len(latencies) * 0.9)], statuses
+
+
 def _hot_version(line: str) -> int:
     for market in json.loads(line[6:])["markets"]:
         if market["code"] == "hot":
@@ -222,6 +262,13 @@ def main() -> None:
                 label = f"HTTP api.trade, hot, {clients} clients (p99 {p99:.0f} ms, {errors} errors)"
                 rows.append((label, rate, rate / hot))
             p50, p99, missed, rss = asyncio.run(stream_load(base, url, proc.pid))
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("select admin.configure('login_max_failures_ip', '1000000')")
+                conn.execute("select admin.configure('login_max_failures_user', '1000000')")
+                conn.execute("select admin.configure('bcrypt_cost', '10')")
+            quiet = asyncio.run(login_flood(base, url, 0))
+            bounded = asyncio.run(login_flood(base, url, 1))
+            unbounded = asyncio.run(login_flood(base, url, 1000))
         finally:
             proc.terminate()
             proc.wait(10)
@@ -231,6 +278,10 @@ def main() -> None:
         print(f"stop check overhead: {(1 - with_stops / without) * 100:.1f} % of a trade")
         print(f"stream: 1000 subscribers, 100 trades/s: delivery p50 {p50:.0f} ms, p99 {p99:.0f} ms,"
               f" {missed} updates missed, server RSS {rss} MiB")
+        for label, (median, p90, statuses) in (("quiet", quiet), ("80 logins, one hash at a time", bounded),
+                                               ("80 logins, unbounded (for comparison)", unbounded)):
+            print(f"api.me() {label:40} median {median:7.1f} ms ({median / quiet[0]:5.1f}x quiet),"
+                  f" p90 {p90:7.1f} ms; logins answered {statuses}")
     finally:
         subprocess.run([sys.executable, str(ROOT / "scripts" / "db.py"), "drop", admin_url, name],
                        check=True)
