@@ -31,6 +31,9 @@ MAX_BODY = int(os.environ.get("BETJEE_MAX_BODY", "65536"))
 # hash), before it is answered 503; and, while the database is known to be down, only briefly.
 WAIT_S = 5.0
 WAIT_DOWN_S = 0.5
+# SQLSTATEs of a connection the database ended or lost: a connection exception, or the server
+# shutting down (an administrator's command, the postmaster's exit), crashing or starting up.
+CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
 access_log = logging.getLogger("betjee.access")
 log = logging.getLogger("betjee")
 
@@ -184,7 +187,7 @@ async def call(fn: rpc.Function, query: rpc.Query, who, request: Request,
 
 
 def database_error(exc: psycopg.Error, call: str, anonymous: bool) -> Response:
-    if (exc.sqlstate or "").startswith("08") or (
+    if (exc.sqlstate or "").startswith(CONNECTION_LOST) or (
             exc.sqlstate is None and isinstance(exc, (psycopg.OperationalError,
                                                       psycopg.InterfaceError))):
         # the connection died: cull the pool's other dead ones before the next calls meet them

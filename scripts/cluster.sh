@@ -33,7 +33,14 @@ url() {
   echo "postgresql:///$db?host=$sock&port=$port&user=postgres"
 }
 
-running() { [ -n "$bin" ] && as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; }
+# Running: pg_ctl says so, and its postmaster is not a killed process its parent has not yet
+# reaped (a zombie still answers pg_ctl's probe).
+running() {
+  [ -n "$bin" ] && as_owner "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1 || return 1
+  local pid
+  pid=$(head -1 "$data/postmaster.pid" 2>/dev/null) || return 1
+  [ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" != "Z" ]
+}
 
 start() {
   [ -n "$bin" ] || { echo "PostgreSQL 15 is not installed (run scripts/deps.sh)" >&2; exit 1; }
@@ -57,9 +64,19 @@ CONF
   fi
   if [ "$(id -u)" -eq 0 ]; then chown postgres: "$sock"; fi
   if ! running; then
-    # a server that was killed leaves its pid file behind: it names no running server now
+    # a server that was killed leaves its pid file behind: it names no running server now;
+    # its backends may take a moment to exit and free the shared memory: try again until then
     rm -f "$data/postmaster.pid"
-    as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null
+    local tries=0
+    until as_owner "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null 2>&1; do
+      tries=$((tries + 1))
+      if [ $tries -ge 20 ]; then
+        echo "PostgreSQL did not start; see $data/server.log" >&2
+        exit 1
+      fi
+      rm -f "$data/postmaster.pid"
+      sleep 0.5
+    done
   fi
   psql "$(url postgres)" -qAtc "select 1 from pg_database where datname = '$dbname'" | grep -q 1 \
     || psql "$(url postgres)" -qc "create database \"$dbname\"" >/dev/null

@@ -282,7 +282,8 @@ def test_the_stream_is_503_while_the_database_is_away(db_url):
 def test_make_stop_stops_the_server_make_run_started(db_url):
     from tests.conftest import _free_port
     port = _free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "PORT": str(port)}
+    # (the test database's signing secret is the tests' own: make run re-applies it)
+    env = {**os.environ, "DATABASE_URL": db_url, "PORT": str(port), "BETJEE_JWT_SECRET": SECRET}
     run = subprocess.Popen(["make", "-s", "run"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE)
     try:
