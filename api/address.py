@@ -22,7 +22,7 @@ def trusted_proxies(value: str | None = None) -> tuple[Network, ...]:
 
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(text.strip())
+        return ipaddress.ip_address(text.strip().split("%", 1)[0])  # without an IPv6 zone
     except ValueError:
         return None
 

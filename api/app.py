@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import time
 from contextlib import asynccontextmanager
 
@@ -34,6 +35,7 @@ WAIT_DOWN_S = 0.5
 # SQLSTATEs of a connection the database ended or lost: a connection exception, or the server
 # shutting down (an administrator's command, the postmaster's exit), crashing or starting up.
 CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 access_log = logging.getLogger("betjee.access")
 log = logging.getLogger("betjee")
 
@@ -90,9 +92,25 @@ async def lifespan(app: Starlette):
         conninfo, int(os.environ.get("BETJEE_STREAM_INTERVAL_MS", "100")) / 1000, refresh,
         check_pool_soon)
     task = asyncio.create_task(app.state.broadcaster.run())
+    end_streams_on_stop(app.state.broadcaster)
     yield
     task.cancel()
     await pool.close()
+
+
+def end_streams_on_stop(broadcaster: stream.Broadcaster) -> None:
+    """uvicorn waits for every response to end before it stops, and a stream never ends by
+    itself: on SIGTERM or SIGINT, end the streams, then let uvicorn's own handler go on."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum, frame, previous=previous) -> None:
+            loop.call_soon_threadsafe(broadcaster.close)
+            previous(signum, frame)
+        signal.signal(sig, handler)
 
 
 class Limit:
@@ -147,10 +165,12 @@ async def forward(request: Request) -> Response:
             length = request.headers.get("content-length") or "0"
             if not length.isdigit() or int(length) > MAX_BODY:
                 return error(413, "PGRST413", f"the body exceeds {MAX_BODY} bytes")
-            body = await request.body()
-            if len(body) > MAX_BODY:
-                return error(413, "PGRST413", f"the body exceeds {MAX_BODY} bytes")
-            args = rpc.parse_body(body)
+            body = bytearray()  # read no further than the limit (a chunked body has no length)
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    return error(413, "PGRST413", f"the body exceeds {MAX_BODY} bytes")
+            args = rpc.parse_body(bytes(body))
         query = rpc.prepare(fn, args)
         limit = app.state.limits.get(name)
         if limit is None:
@@ -237,6 +257,10 @@ async def changes_stream(request: Request) -> Response:
     stream has no connection to the database, 503: a client retries (its EventSource does)
     rather than holding a stream that shows nothing."""
     last_id = request.headers.get("last-event-id") or request.query_params.get("since")
+    if request.method == "HEAD":  # a GET's headers, with no stream behind them
+        return Response(media_type="text/event-stream", headers=STREAM_HEADERS)
+    if last_id is not None and "\x00" in last_id:
+        return error(400, "BJ021", "invalid argument", "a cursor is the value api.changes returned")
     broadcaster = app.state.broadcaster
     try:
         await asyncio.wait_for(broadcaster.connected.wait(), timeout=WAIT_DOWN_S * 4)
@@ -258,8 +282,7 @@ async def changes_stream(request: Request) -> Response:
             broadcaster.unsubscribe(sub)
             return database_error(exc, "api.changes_between", True)
     return StreamingResponse(stream.events(broadcaster, sub, last_id or live_from, live_from, missed),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+                             media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
 async def not_found(request: Request, exc: Exception) -> Response:
@@ -277,6 +300,18 @@ async def server_error(request: Request, exc: Exception) -> Response:
     return error(500, "PGRST500", "the server failed to answer this call")
 
 
+class CORS(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in the documented error body."""
+
+    def preflight_response(self, request_headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        return error(400, "PGRST400", response.body.decode(), headers={
+            k: v for k, v in response.headers.items() if k.lower().startswith("access-control")
+            or k.lower() == "vary"})
+
+
 origins = [o.strip() for o in os.environ.get("BETJEE_CORS_ORIGINS", "").split(",") if o.strip()]
 routes = [
     Route("/healthz", healthz),
@@ -287,6 +322,6 @@ routes = [
     Route("/api/v1/stream", changes_stream),
 ]
 app = Starlette(routes=routes, lifespan=lifespan, middleware=[
-    Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+    Middleware(CORS, allow_origins=origins, allow_methods=["GET", "POST"],
                allow_headers=["authorization", "content-type", "last-event-id"])],
     exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error})

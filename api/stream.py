@@ -103,6 +103,14 @@ class Broadcaster:
                 sub.dropped = True
                 self.subscribers.discard(sub)
 
+    def close(self) -> None:
+        """End every subscriber's stream at once: the server is stopping."""
+        for sub in list(self.subscribers):
+            while sub.queue.full():
+                sub.queue.get_nowait()
+            sub.queue.put_nowait(None)
+        self.subscribers.clear()
+
     def subscribe(self) -> tuple[Subscriber, str | None]:
         sub = Subscriber()
         self.subscribers.add(sub)
@@ -131,10 +139,13 @@ async def events(broadcaster: Broadcaster, sub: Subscriber, first_id: str, live_
             yield event(live_from, missed)
         while not (sub.dropped and sub.queue.empty()):
             try:
-                _since, cursor, payload = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
+                item = await asyncio.wait_for(sub.queue.get(), HEARTBEAT_S)
             except TimeoutError:
                 yield ": ping\n\n"
                 continue
+            if item is None:  # the server is stopping
+                break
+            _since, cursor, payload = item
             yield event(cursor, payload)
     finally:
         broadcaster.unsubscribe(sub)

@@ -318,3 +318,41 @@ def test_a_receipt_shows_none_of_the_owner_of_an_order_it_fired(db, make_market,
     text = json.dumps(fired)
     assert str(owner_row["balance"]) not in text and "balance" not in text and "position" not in text
     assert "locked" not in text
+
+
+def test_a_chunked_body_is_refused_once_it_passes_the_limit(http):
+    def chunks():
+        yield b'{"market": "'
+        for _ in range(200):
+            yield b"x" * 1024
+        yield b'"}'
+    r = http.post("/rpc/get_market", content=chunks(), headers={"content-type": "application/json"})
+    is_error(r, 413, "PGRST413")
+
+
+def test_a_cursor_holding_nul_is_bad_input(http):
+    is_error(http.get("/api/v1/stream", params={"since": "1:2:\x00"}), 400, "BJ021")
+
+
+def test_a_refused_cors_preflight_answers_the_json_error_body(db_url):
+    proc, base = start_server(db_url, BETJEE_CORS_ORIGINS="https://app.example")
+    try:
+        r = httpx.options(base + "/rpc/trade", headers={"Origin": "https://evil.example",
+                                                         "Access-Control-Request-Method": "POST"})
+        is_error(r, 400)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_scoped_ipv6_address_from_a_trusted_proxy_is_an_address(db_url, db):
+    proc, base = start_server(db_url, BETJEE_TRUSTED_PROXIES="127.0.0.1")
+    try:
+        r = httpx.post(base + "/rpc/login", json={"username": unique("v6"), "password": "x" * 8},
+                       headers={"X-Forwarded-For": "fe80::1%eth0"}, timeout=10)
+        is_error(r, 401, "BJ022")
+        assert throttle_keys(db, "login:ip:fe80") == {"login:ip:fe80::1"}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        db.execute("delete from bj.throttle where key like 'login:%'")
