@@ -75,7 +75,8 @@ class Broadcaster:
                 notified = False
                 async for _ in conn.notifies(timeout=self.interval, stop_after=1):
                     notified = True
-                if notified:
+                if notified:  # a migration: the catalog, and the right to confirm, may change
+                    self.confirm = (await (await conn.execute(CAN_CONFIRM)).fetchone())[0]
                     await self.on_schema()
                 await self._changes(conn, self.cursor)
 
