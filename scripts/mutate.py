@@ -18,11 +18,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -88,7 +91,10 @@ def main(argv: list[str]) -> None:
         raise SystemExit(__doc__)
     admin_url, picked = argv[0], {int(a) for a in argv[1:]}
     py = str(ROOT / ".venv" / "bin" / "python")
-    env = {**os.environ, "BETJEE_ADMIN_URL": admin_url,
+    # stopped (make mutate interrupted), clean up all the same
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # property tests fail fast: the first failing example, no shrinking
+    env = {**os.environ, "BETJEE_ADMIN_URL": admin_url, "BETJEE_HYPOTHESIS": "mutate",
            "BETJEE_JWT_SECRET": os.environ.get("BETJEE_JWT_SECRET") or "m" * 40}
     work = Path(tempfile.mkdtemp(prefix="betjee-mutate-", dir=ROOT))
     copy = work / "checkout"
@@ -107,6 +113,13 @@ def main(argv: list[str]) -> None:
     subprocess.run(["psql", url, "-qc", pgtap], check=True, stdout=subprocess.DEVNULL)
     results = []
     try:
+        # the owning tests must pass without a mutant, or every mutant would look killed
+        tests = tuple(sorted({t for m in MUTANTS if not picked or MUTANTS.index(m) + 1 in picked
+                              for t in m.tests}))
+        baseline = Mutant("", "", "", "", "none", tests)
+        if not passes(baseline, copy, db, admin_url, template, env):
+            raise SystemExit("the tests fail without any mutant: fix them first (make test)")
+        print(f"baseline: {len(tests)} test files pass without a mutant", flush=True)
         for number, mutant in enumerate(MUTANTS, 1):
             if picked and number not in picked:
                 continue
@@ -140,6 +153,9 @@ def passes(mutant: Mutant, copy: Path, db: list[str], admin_url: str, template: 
     name = f"{template}_m"
     url = subprocess.run([*db, "create", admin_url, name, template], env=env, capture_output=True,
                          text=True, check=True).stdout.strip()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        # a mutant that loops for ever is killed by its tests failing, not waited for
+        conn.execute(f'alter database "{name}" set statement_timeout = \'60s\'')
     try:
         if not run([*db, "up", url], env, copy):
             return False  # the mutant does not even load

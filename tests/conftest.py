@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from hypothesis import seed, settings
+from hypothesis import Phase, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ReadOnlyDatabase
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
@@ -37,12 +37,15 @@ settings.register_profile("ci", deadline=None, print_blob=True,
                           database=ReadOnlyDatabase(DirectoryBasedExampleDatabase(EXAMPLES)))
 settings.register_profile("explore", deadline=None, print_blob=True,
                           database=DirectoryBasedExampleDatabase(EXAMPLES))
+# make mutate only asks whether a test fails: no shrinking of what fails
+settings.register_profile("mutate", deadline=None, database=None, derandomize=True,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate])
 settings.load_profile(PROFILE)
 
 
 def deterministic(test):
     """A fixed seed under the ci profile (hypothesis's @seed), none when exploring."""
-    return seed(20261201)(test) if PROFILE == "ci" else test
+    return seed(20261201)(test) if PROFILE in ("ci", "mutate") else test
 
 
 def _admin_url() -> str:
