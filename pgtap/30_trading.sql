@@ -2,7 +2,7 @@
 -- its documented SQLSTATE and changes nothing, slippage, idempotency, and the ledger's guard.
 begin;
 \ir helpers/setup.psql
-select plan(74);
+select plan(75);
 
 select tests.market('t1') \gset
 select tests.market('t3', '{A,B,C}', 50, 0) \gset
@@ -93,6 +93,9 @@ select admin.close_market('t1') \gset
 select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', 1, null, null, null, null) $$, :bob), 'BJ002', 'the market is not open for trading', 'a closed market');
 select throws_ok(format($$ select bj.trade(%s, 't1', 'YES', 'buy', -1, null, null, null, null) $$, :bob), 'BJ002', 'the market is not open for trading', 'a closed market, whatever the quantity');
 select throws_ok($$ select bj.quote('t1', 'YES', 'buy', -1, null) $$, 'BJ002', 'the market is not open for trading', 'and a quote says the same');
+select admin.create_market('t5', 'past its close', close_at => clock_timestamp() - interval '1 second') \gset
+select throws_ok($$ select bj.quote('t5', 'YES', 'buy', 1, null) $$, 'BJ002', null,
+                 'a market past its close_at quotes nothing, though nothing has written its row');
 
 
 -- idempotency

@@ -127,9 +127,10 @@ def main(argv: list[str]) -> None:
             started = time.monotonic()
             if not apply(mutant, copy):
                 outcome = "no longer applies"
+            elif not passes(mutant, copy, db, admin_url, template, env):
+                outcome = "killed"
             else:
-                outcome = "killed" if not passes(mutant, copy, db, admin_url, template, env) \
-                    else "survived"
+                outcome = "equivalent" if mutant.equivalent else "survived"
             (copy / mutant.file).write_text(original)
             results.append((number, mutant, outcome))
             print(f"{number:3} {outcome:17} {time.monotonic() - started:5.0f} s  "
@@ -137,13 +138,16 @@ def main(argv: list[str]) -> None:
     finally:
         subprocess.run([*db, "drop", admin_url, template], env=env, check=False)
         shutil.rmtree(work, ignore_errors=True)
-    applied = [r for r in results if r[2] != "no longer applies"]
-    killed = sum(1 for r in applied if r[2] == "killed")
-    print(f"\n{killed} of {len(applied)} mutants killed ({killed / max(1, len(applied)):.0%}); "
-          f"{len(results) - len(applied)} no longer apply")
+    scored = [r for r in results if r[2] in ("killed", "survived")]
+    killed = sum(1 for r in scored if r[2] == "killed")
+    print(f"\n{killed} of {len(scored)} mutants killed ({killed / max(1, len(scored)):.0%}); "
+          f"{sum(1 for r in results if r[2] == 'equivalent')} equivalent (explained in "
+          f"tests/mutants.py), {sum(1 for r in results if r[2] == 'no longer applies')} no longer apply")
     for number, mutant, outcome in results:
         if outcome == "survived":
             print(f"  survived {number}: {mutant.bug} ({mutant.file} {mutant.function})")
+        elif outcome == "equivalent":
+            print(f"  equivalent {number}: {mutant.bug}: {mutant.equivalent}")
 
 
 def passes(mutant: Mutant, copy: Path, db: list[str], admin_url: str, template: str,

@@ -341,6 +341,7 @@ def test_an_idle_exchange_costs_the_stream_no_writes(server, db, make_market, ma
 
     start = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
     idle = sub.batches(time.monotonic() + 1.0)  # ten polls
+    assert all(batch["markets"] for _, batch in idle), "nothing is sent while nothing changes"
     assert logical_messages_since(db, start, "betjee.stream") == len(idle), "no batch, no write"
 
     start = db.execute("select pg_current_wal_flush_lsn() as l").fetchone()["l"]
