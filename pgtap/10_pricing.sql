@@ -1,7 +1,7 @@
 -- sql/10_pricing.sql: the known LMSR values of DESIGN.md, the rounding direction, spend budgets.
 begin;
 \ir helpers/setup.psql
-select plan(19);
+select plan(20);
 
 select is(round(bj.lmsr_cost('{10,0}', 100) - bj.lmsr_cost('{0,0}', 100), 9), 5.124947951,
           'buying 10 YES at b=100 from (0,0) costs 100·ln((e^0.1+1)/2)');
@@ -37,6 +37,13 @@ select ok((select bj.ceil6(bj.curve_cost('lmsr', '{5,-3,2}', 40, 2, t.shares + 0
           'and one more millionth of a share would not fit');
 select ok((select t.shares > 0 and t.total <= 1 from bj.price_trade('sigmoid', '{0,0}', 100, 0.01, 1, 'buy', null, 1) t),
           'the sigmoid curve takes budgets too');
+-- the sigmoid's budget is found by bisection, from below: the search up settles it, and a budget
+-- that exactly pays for some shares buys them all (here one millionth more costs the same)
+select (bj.price_trade('sigmoid', '{0,0}', 100, 0, 1, 'buy', 10, null)).total as exact10 \gset
+select ok((select t.total <= :exact10
+                  and (bj.price_trade('sigmoid', '{0,0}', 100, 0, 1, 'buy', t.shares + 0.000001, null)).total > :exact10
+             from bj.price_trade('sigmoid', '{0,0}', 100, 0, 1, 'buy', null, :exact10) t),
+          'a sigmoid budget buys the most shares it pays for, to the millionth');
 select is((bj.price_trade('sigmoid', '{0,0}', 100, 0, 1, 'buy', 10, null)).amount,
           bj.ceil6(10 * (bj.sigmoid_price(0, 100) + bj.sigmoid_price(10, 100)) / 2),
           'the sigmoid executes at the average of its start and end price');

@@ -49,7 +49,9 @@ MUTANTS = [
     Mutant("sql/10_pricing.sql", "bj.price_trade",
            "exit when amount + bj.ceil6(amount * p_fee_rate) > p_spend;",
            "exit when amount + bj.ceil6(amount * p_fee_rate) >= p_spend;",
-           "a budget that exactly pays for its shares buys one millionth fewer", PRICING),
+           "a budget that exactly pays for its shares buys one millionth fewer", PRICING,
+           equivalent="the search up is only a guard: the closed form never lands below the answer "
+                      "(every rounding makes a total exceed cost·(1 + fee)), so it only confirms"),
     Mutant("sql/10_pricing.sql", "bj.lmsr_prices", "v_e[i] := round(v_e[i] / v_sum, 30);",
            "v_e[i] := round(v_e[i], 30);", "prices not normalised (not a softmax)", PRICING),
     Mutant("sql/10_pricing.sql", "bj.sigmoid_price", "0.01 + 0.98", "0.01 + 0.99",
