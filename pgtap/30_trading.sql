@@ -149,7 +149,7 @@ select throws_ok($$ update bj.users set username = 'No Spaces' where id = $$ || 
 select is((select array_agg(a.attname::text order by a.attname) from pg_trigger t
              join pg_attribute a on a.attrelid = t.tgrelid and a.attnum = any(t.tgattr::int2[])
             where t.tgrelid = 'bj.markets'::regclass and t.tgname = '_100_definition_is_valid'),
-          array['code', 'fee_rate', 'liquidity', 'outcomes', 'pricing', 'status', 'title'],
+          array['code', 'fee_rate', 'liquidity', 'maker_fee_rate', 'outcomes', 'phase', 'pricing', 'status', 'tick', 'title'],
           'and a trade, which writes only the market''s state, does not run that check');
 
 select * from finish();

@@ -3,7 +3,7 @@
 -- the checker must name that one and only that one.
 begin;
 \ir helpers/setup.psql
-select plan(14);
+select plan(15);
 
 -- a state with longs, a short with collateral, fees and two markets
 select tests.market('i1') as i1, tests.market('i2', '{A,B,C}', 50) as i2 \gset
@@ -18,7 +18,8 @@ select is((select array_agg(m[1] order by m[1])
              from regexp_matches(pg_get_functiondef('admin.check_invariants'::regproc), $$SELECT '([a-z ]+)'::text$$, 'g') m),
           array['balance equals ledger', 'balance is not negative', 'collateral covers shorts', 'collateral equals ledger',
                 'ledger is guarded', 'ledger position has a row', 'market has a quantity per outcome',
-                'market is solvent', 'market quantity equals ledger', 'pool equals ledger', 'position equals ledger'],
+                'market is solvent', 'market quantity equals ledger', 'pool equals ledger', 'position equals ledger',
+                'trade names its market and trader'],
           'every invariant the checker reports is broken below');
 
 create function tests.reported() returns text[]
@@ -74,6 +75,10 @@ rollback to savepoint s;
 
 update bj.markets set q = q || 0::numeric where id = :i1;
 select is(tests.reported(), '{market has a quantity per outcome}', 'a quantity vector longer than the outcomes');
+rollback to savepoint s;
+
+update bj.trades set user_id = -1 where id = (select max(id) from bj.trades);
+select is(tests.reported(), '{trade names its market and trader}', 'a trade whose trader does not exist');
 rollback to savepoint s;
 
 alter table bj.ledger disable trigger _100_append_only;

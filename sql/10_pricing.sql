@@ -84,40 +84,6 @@ begin
   return round(p_b * (v_m + v_a + ln(v_s - (v_s - v_ej) * bj.wexp(-v_a))) - p_q[p_j], 30);
 end $$;
 
--- Moving outcome j by delta shares in one pass: its cost C(q') − C(q) and the prices at q'.
--- Each side is shifted by its own maximum (log-sum-exp); when the maximum does not move, the
--- exponentials of the other outcomes are shared.
-create or replace function bj.lmsr_move(p_q numeric[], p_b numeric, p_j int, p_delta numeric,
-                                        out cost numeric, out prices numeric[])
-language plpgsql immutable strict parallel safe as $$
-declare
-  v_n int := cardinality(p_q);
-  v_after numeric[] := p_q;
-  v_m0 numeric := bj.array_max(p_q) / p_b;
-  v_m1 numeric;
-  v_e numeric[] := p_q;
-  v_s0 numeric := 0;
-  v_s1 numeric := 0;
-begin
-  v_after[p_j] := p_q[p_j] + p_delta;
-  v_m1 := bj.array_max(v_after) / p_b;
-  for i in 1 .. v_n loop
-    v_e[i] := bj.wexp(p_q[i] / p_b - v_m0);
-    v_s0 := v_s0 + v_e[i];
-  end loop;
-  for i in 1 .. v_n loop
-    if i = p_j or v_m1 <> v_m0 then
-      v_e[i] := bj.wexp(v_after[i] / p_b - v_m1);
-    end if;
-    v_s1 := v_s1 + v_e[i];
-  end loop;
-  cost := round(p_b * (v_m1 + ln(v_s1) - v_m0 - ln(v_s0)), 30);
-  for i in 1 .. v_n loop
-    v_e[i] := round(v_e[i] / v_s1, 30);
-  end loop;
-  prices := v_e;
-end $$;
-
 ---------------------------------------------------------------------------------------------
 -- The v1 sigmoid bonding curve: each outcome's price rises with its own shares,
 -- p(x) = floor + (cap − floor) / (1 + e^(−(x − midpoint)/b)), floor 0.01, cap 0.99,
@@ -128,7 +94,16 @@ language sql immutable parallel safe
 return round(0.01 + 0.98 / (1 + bj.wexp(-p_x / p_b)), 30);
 
 ---------------------------------------------------------------------------------------------
--- The curve of a market, whatever its model.
+-- The one dispatch point per pricing model (bj.pricing_models lists them and what they allow).
+-- A new model is a row there, a branch in each function of this section, and its tests. A
+-- model without a market maker ('book') has no curve: these raise for it, as for any model
+-- they do not know, rather than price it as something else.
+
+create or replace function bj.no_curve(p_pricing text) returns numeric
+language plpgsql immutable as $$
+begin
+  raise exception 'pricing model % has no market maker curve', p_pricing;
+end $$;
 
 -- Current prices, at working precision.
 create or replace function bj.curve_prices(p_pricing text, p_q numeric[], p_b numeric)
@@ -136,7 +111,52 @@ returns numeric[]
 language sql immutable parallel safe
 return case p_pricing
   when 'lmsr' then bj.lmsr_prices(p_q, p_b)
-  else array(select bj.sigmoid_price(x, p_b) from unnest(p_q) x) end;
+  when 'sigmoid' then array(select bj.sigmoid_price(x, p_b) from unnest(p_q) x)
+  else array[bj.no_curve(p_pricing)] end;
+
+-- Moving outcome j by p_delta shares: what it costs the trader (negative: what it pays out)
+-- and the prices after, in one pass (a trade's hot path: the LMSR's is written out here).
+-- LMSR: each side is shifted by its own maximum (log-sum-exp); when the maximum does not move,
+-- the exponentials of the other outcomes are shared.
+create or replace function bj.curve_move(p_pricing text, p_q numeric[], p_b numeric, p_j int,
+                                         p_delta numeric, out cost numeric, out prices numeric[])
+language plpgsql immutable strict parallel safe as $$
+declare
+  v_after numeric[] := p_q;
+  v_n int := cardinality(p_q);
+  v_m0 numeric;
+  v_m1 numeric;
+  v_e numeric[] := p_q;
+  v_s0 numeric := 0;
+  v_s1 numeric := 0;
+begin
+  v_after[p_j] := p_q[p_j] + p_delta;
+  case p_pricing
+    when 'lmsr' then
+      v_m0 := bj.array_max(p_q) / p_b;
+      v_m1 := bj.array_max(v_after) / p_b;
+      for i in 1 .. v_n loop
+        v_e[i] := bj.wexp(p_q[i] / p_b - v_m0);
+        v_s0 := v_s0 + v_e[i];
+      end loop;
+      for i in 1 .. v_n loop
+        if i = p_j or v_m1 <> v_m0 then
+          v_e[i] := bj.wexp(v_after[i] / p_b - v_m1);
+        end if;
+        v_s1 := v_s1 + v_e[i];
+      end loop;
+      cost := round(p_b * (v_m1 + ln(v_s1) - v_m0 - ln(v_s0)), 30);
+      for i in 1 .. v_n loop
+        v_e[i] := round(v_e[i] / v_s1, 30);
+      end loop;
+      prices := v_e;
+    when 'sigmoid' then
+      cost := round(p_delta * (bj.sigmoid_price(p_q[p_j], p_b) + bj.sigmoid_price(v_after[p_j], p_b)) / 2, 30);
+      prices := bj.curve_prices(p_pricing, v_after, p_b);
+    else
+      cost := bj.no_curve(p_pricing);
+  end case;
+end $$;
 
 -- What moving outcome j by p_delta shares costs the trader (negative: what it pays out).
 create or replace function bj.curve_cost(p_pricing text, p_q numeric[], p_b numeric, p_j int,
@@ -147,11 +167,15 @@ declare
   v_after numeric[] := p_q;
 begin
   v_after[p_j] := p_q[p_j] + p_delta;
-  if p_pricing = 'lmsr' then
-    return bj.lmsr_cost(v_after, p_b) - bj.lmsr_cost(p_q, p_b);
-  end if;
-  return round(p_delta * (bj.sigmoid_price(p_q[p_j], p_b)
-                          + bj.sigmoid_price(v_after[p_j], p_b)) / 2, 30);
+  case p_pricing
+    when 'lmsr' then
+      return bj.lmsr_cost(v_after, p_b) - bj.lmsr_cost(p_q, p_b);
+    when 'sigmoid' then
+      return round(p_delta * (bj.sigmoid_price(p_q[p_j], p_b)
+                              + bj.sigmoid_price(v_after[p_j], p_b)) / 2, 30);
+    else
+      return bj.no_curve(p_pricing);
+  end case;
 end $$;
 
 -- Shares of outcome j that an amount buys (before the 6-place rounding).
@@ -164,19 +188,53 @@ declare
   v_hi numeric := p_amount / 0.01;
   v_mid numeric;
 begin
-  if p_pricing = 'lmsr' then
-    return bj.lmsr_shares_for(p_q, p_b, p_j, p_amount);
-  end if;
-  -- the sigmoid's cost is increasing in the shares: bisect to a millionth of a share
-  while v_hi - v_lo > 0.0000001 loop
-    v_mid := (v_lo + v_hi) / 2;
-    if bj.curve_cost(p_pricing, p_q, p_b, p_j, v_mid) <= p_amount then
-      v_lo := v_mid;
+  case p_pricing
+    when 'lmsr' then
+      return bj.lmsr_shares_for(p_q, p_b, p_j, p_amount);
+    when 'sigmoid' then
+      -- the sigmoid's cost is increasing in the shares: bisect to a tenth of a millionth
+      while v_hi - v_lo > 0.0000001 loop
+        v_mid := (v_lo + v_hi) / 2;
+        if bj.curve_cost(p_pricing, p_q, p_b, p_j, v_mid) <= p_amount then
+          v_lo := v_mid;
+        else
+          v_hi := v_mid;
+        end if;
+      end loop;
+      return v_lo;
     else
-      v_hi := v_mid;
-    end if;
-  end loop;
-  return v_lo;
+      return bj.no_curve(p_pricing);
+  end case;
+end $$;
+
+-- The change of outcome j's quantity that moves its price to p_target (positive: bought up to
+-- it; negative: sold down to it), before rounding. Closed forms: for the LMSR, p_j = t when
+-- q_j = b·(ln t − ln(1 − t) + ln Σ_{k≠j} e^(q_k/b)); for the sigmoid, x = −b·ln(0.98/(t − 0.01) − 1).
+create or replace function bj.curve_shares_to(p_pricing text, p_q numeric[], p_b numeric, p_j int,
+                                              p_target numeric)
+returns numeric
+language plpgsql immutable strict parallel safe as $$
+declare
+  v_m numeric;
+  v_s numeric := 0;
+begin
+  case p_pricing
+    when 'lmsr' then
+      v_m := bj.array_max(p_q) / p_b;
+      for i in 1 .. cardinality(p_q) loop
+        if i <> p_j then
+          v_s := v_s + bj.wexp(p_q[i] / p_b - v_m);
+        end if;
+      end loop;
+      return round(p_b * (ln(p_target) - ln(1 - p_target) + v_m + ln(v_s)) - p_q[p_j], 30);
+    when 'sigmoid' then
+      if p_target <= 0.01 or p_target >= 0.99 then
+        return case when p_target >= 0.99 then 1e12 else -1e12 end;  -- beyond the curve's range
+      end if;
+      return round(-p_b * ln(0.98 / (p_target - 0.01) - 1) - p_q[p_j], 30);
+    else
+      return bj.no_curve(p_pricing);
+  end case;
 end $$;
 
 -- Prices as clients see them: 9 places, strictly between 0 and 1.
@@ -246,14 +304,9 @@ begin
 
   q_after := p_q;
   q_after[p_j] := p_q[p_j] + v_sign * shares;
-  if p_pricing = 'lmsr' then
-    v_move := bj.lmsr_move(p_q, p_b, p_j, v_sign * shares);
-    v_cost := v_move.cost;
-    prices_after := v_move.prices;
-  else
-    v_cost := bj.curve_cost(p_pricing, p_q, p_b, p_j, v_sign * shares);
-    prices_after := bj.curve_prices(p_pricing, q_after, p_b);
-  end if;
+  v_move := bj.curve_move(p_pricing, p_q, p_b, p_j, v_sign * shares);
+  v_cost := v_move.cost;
+  prices_after := v_move.prices;
   if p_side = 'buy' then
     amount := bj.ceil6(v_cost);
     fee := bj.ceil6(amount * p_fee_rate);
@@ -267,3 +320,4 @@ begin
     end if;
   end if;
 end $$;
+drop function if exists bj.lmsr_move(numeric[], numeric, int, numeric);

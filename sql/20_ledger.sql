@@ -5,25 +5,28 @@
 -- Invariant kept here: every row balances, so every asset sums to zero over all accounts.
 
 ---------------------------------------------------------------------------------------------
--- Account and asset names: the one place they are spelled (SQL bodies, so they are inlined).
+-- Account and asset names: the one place they are spelled. SQL bodies of immutable operations
+-- only (text || text, int8::text), so the planner inlines them; `'cash:' || p_user` would call
+-- the stable anytextcat and make every use a function call (15 µs each, measured).
 
 create or replace function bj.cash_account(p_user bigint) returns text
-language sql immutable parallel safe return 'cash:' || p_user;
+language sql immutable parallel safe return 'cash:' || p_user::text;
 
 create or replace function bj.collateral_account(p_user bigint, p_market bigint) returns text
-language sql immutable parallel safe return 'coll:' || p_user || ':' || p_market;
+language sql immutable parallel safe return 'coll:' || p_user::text || ':' || p_market::text;
 
 create or replace function bj.pool_account(p_market bigint) returns text
-language sql immutable parallel safe return 'pool:' || p_market;
+language sql immutable parallel safe return 'pool:' || p_market::text;
 
 create or replace function bj.position_account(p_user bigint, p_market bigint, p_outcome int) returns text
-language sql immutable parallel safe return 'pos:' || p_user || ':' || p_market || ':' || p_outcome;
+language sql immutable parallel safe
+return 'pos:' || p_user::text || ':' || p_market::text || ':' || p_outcome::text;
 
 create or replace function bj.maker_account(p_market bigint, p_outcome int) returns text
-language sql immutable parallel safe return 'maker:' || p_market || ':' || p_outcome;
+language sql immutable parallel safe return 'maker:' || p_market::text || ':' || p_outcome::text;
 
 create or replace function bj.share_asset(p_market bigint, p_outcome int) returns text
-language sql immutable parallel safe return 'share:' || p_market || ':' || p_outcome;
+language sql immutable parallel safe return 'share:' || p_market::text || ':' || p_outcome::text;
 
 ---------------------------------------------------------------------------------------------
 -- Post one movement; a zero amount posts nothing, a negative one runs the other way.

@@ -41,14 +41,15 @@ begin
     perform bj.raise('BJ005', format('no position in %s %s to protect', p_market, p_outcome));
   end if;
   v_direction := case when v_position > 0 then 'long' else 'short' end;
-  v_price := (bj.display_prices(bj.curve_prices(v_market.pricing, v_market.q, v_market.liquidity)))[v_j];
+  v_price := (bj.display_prices(bj.market_prices(v_market)))[v_j];
   v_crossed := case when (p_kind = 'stop_loss') = (v_direction = 'long') then v_price <= p_trigger
                     else v_price >= p_trigger end;
   if v_crossed then
     perform bj.raise('BJ021', format('the price %s has already crossed %s: trade instead', v_price, p_trigger));
   end if;
-  insert into bj.orders (user_id, market_id, outcome, kind, direction, shares, trigger_price)
-  values (p_user, v_market.id, v_j, p_kind, v_direction, p_shares, p_trigger)
+  insert into bj.orders (user_id, market_id, outcome, kind, direction, side, shares, trigger_price)
+  values (p_user, v_market.id, v_j, p_kind, v_direction,
+          case v_direction when 'long' then 'sell' else 'buy' end, p_shares, p_trigger)
   returning * into v_order;
   return bj.order_json(v_order);
 end $$;
@@ -179,7 +180,7 @@ begin atomic
                'value', round(p.shares * pr.prices[p.outcome], 6)) order by m.code, p.outcome)
         from bj.positions p
         join bj.markets m on m.id = p.market_id
-        cross join lateral (select bj.display_prices(bj.curve_prices(m.pricing, m.q, m.liquidity)) as prices) pr
+        cross join lateral (select bj.display_prices(bj.market_prices(m)) as prices) pr
        where p.user_id = u.id and p.shares <> 0), '[]'),
     'orders', coalesce((
       select jsonb_agg(bj.order_json(o) order by o.id) from bj.orders o

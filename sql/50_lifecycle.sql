@@ -3,20 +3,58 @@
 -- every account from the pool and the shorts' collateral, returns the rest to the house,
 -- retires every share, and leaves the ledger balanced.
 
--- Create a market; its pool receives the subsidy b·ln(n) from the house.
+-- What a market code is: 1 to 40 of a-z, 0-9, _ and -, starting with a letter or digit. The one
+-- place this rule lives: the row trigger below and admin.create_market both ask it.
+create or replace function bj.is_market_code(p_code text) returns boolean
+language sql immutable parallel safe
+return p_code ~ '^[a-z0-9][a-z0-9_-]{0,39}$';
+
+-- A market's definition, checked whenever it is written (a trigger on those columns only: a
+-- trade, which writes the market's state, does not pay for it). Each failure names the check.
+create or replace function bj.market_definition_is_valid() returns trigger
+language plpgsql set search_path = '' as $$
+declare
+  v_failed text;
+begin
+  v_failed := case
+    when not bj.is_market_code(new.code) then 'markets_code_check'
+    when not length(new.title) between 1 and 300 then 'markets_title_check'
+    when not new.status in ('open', 'closed', 'resolved', 'voided') then 'markets_status_check'
+    when not new.liquidity > 0 then 'markets_liquidity_check'
+    when not (new.fee_rate >= 0 and new.fee_rate < 0.5) then 'markets_fee_rate_check'
+    when not (new.maker_fee_rate >= 0 and new.maker_fee_rate < 0.5) then 'markets_maker_fee_rate_check'
+    when not new.tick in (0.01, 0.001, 0.0001) then 'markets_tick_check'
+    when not new.phase in ('pre', 'in_play') then 'markets_phase_check'
+    when not cardinality(new.outcomes) between 2 and 64 then 'markets_outcomes_check'
+    when not cardinality(new.q) = cardinality(new.outcomes) then 'markets_check'
+  end;
+  if v_failed is not null then
+    raise exception 'new row for relation "markets" violates check constraint "%"', v_failed
+      using errcode = 'check_violation', constraint = v_failed, table = 'markets', schema = 'bj';
+  end if;
+  return new;
+end $$;
+
+-- Create a market. With a market maker, its pool receives the subsidy b·ln(n) from the house;
+-- a book market (no market maker) starts with an empty pool and no subsidy. tick is the price
+-- step of its limit orders (0.01, or 0.001, or basis points 0.0001); maker_fee_rate is what a
+-- resting order pays when it fills (fee_rate is the taker's, and the market maker's).
+drop function if exists admin.create_market(text, text, text[], numeric, numeric, timestamptz, text);
 create or replace function admin.create_market(
   code text, title text, outcomes text[] default '{YES,NO}', liquidity numeric default 100,
-  fee_rate numeric default null, close_at timestamptz default null, pricing text default 'lmsr')
+  fee_rate numeric default null, close_at timestamptz default null, pricing text default 'lmsr',
+  tick numeric default 0.01, maker_fee_rate numeric default 0)
 returns jsonb
 language plpgsql security definer set search_path = '' as $$
 declare
   v_market bj.markets;
   v_fee numeric := coalesce(create_market.fee_rate, bj.setting('default_fee_rate')::numeric);
   v_n int := cardinality(create_market.outcomes);
-  v_subsidy numeric;
+  v_model bj.pricing_models;
+  v_subsidy numeric := 0;
   v_journal bigint := nextval('bj.journal_seq');
 begin
-  if create_market.code is null or create_market.code !~ '^[a-z0-9][a-z0-9_-]{0,39}$' then
+  if create_market.code is null or not bj.is_market_code(create_market.code) then
     perform bj.raise('BJ021', 'code: 1 to 40 characters of a-z, 0-9, _ and -, starting with a letter or digit');
   end if;
   if exists (select 1 from bj.markets m where m.code = create_market.code) then
@@ -29,23 +67,35 @@ begin
   if create_market.liquidity is null or create_market.liquidity <= 0 or create_market.liquidity > 1000000000 then
     perform bj.raise('BJ021', 'liquidity must be positive');
   end if;
-  if v_fee < 0 or v_fee >= 0.5 then
+  if not (v_fee >= 0 and v_fee < 0.5) then
     perform bj.raise('BJ021', 'fee_rate must lie in [0, 0.5)');
   end if;
-  if create_market.pricing is null or create_market.pricing not in ('lmsr', 'sigmoid') then
-    perform bj.raise('BJ021', 'pricing must be lmsr or sigmoid');
+  if not (create_market.maker_fee_rate >= 0 and create_market.maker_fee_rate < 0.5) then
+    perform bj.raise('BJ021', 'maker_fee_rate must lie in [0, 0.5)');
   end if;
-  v_subsidy := bj.ceil6(create_market.liquidity * ln(v_n::numeric));
-  insert into bj.markets (code, title, pricing, liquidity, fee_rate, close_at, outcomes, q, pool, subsidy)
+  if create_market.tick is null or create_market.tick not in (0.01, 0.001, 0.0001) then
+    perform bj.raise('BJ021', 'tick must be 0.01, 0.001 or 0.0001');
+  end if;
+  select * into v_model from bj.pricing_models p where p.name = create_market.pricing;
+  if not found then
+    perform bj.raise('BJ021', format('pricing must be one of %s',
+      (select string_agg(p.name, ', ' order by p.name) from bj.pricing_models p)));
+  end if;
+  if v_model.market_maker then
+    v_subsidy := bj.ceil6(create_market.liquidity * ln(v_n::numeric));
+  end if;
+  insert into bj.markets (code, title, pricing, liquidity, fee_rate, close_at, outcomes, q, pool, subsidy,
+                          tick, maker_fee_rate)
   values (create_market.code, coalesce(create_market.title, create_market.code), create_market.pricing,
           create_market.liquidity, v_fee, create_market.close_at, create_market.outcomes,
-          array_fill(0::numeric, array[v_n]), v_subsidy, v_subsidy)
+          array_fill(0::numeric, array[v_n]), v_subsidy, v_subsidy, create_market.tick,
+          create_market.maker_fee_rate)
   returning * into v_market;
-  perform bj.post(v_journal, 'subsidy', 'coin', 'house', format('pool:%s', v_market.id), v_subsidy,
+  perform bj.post(v_journal, 'subsidy', 'coin', 'house', bj.pool_account(v_market.id), v_subsidy,
                   null, v_market.id);
   return bj.market_json(v_market);
 end $$;
-grant execute on function admin.create_market(text, text, text[], numeric, numeric, timestamptz, text) to service_role;
+grant execute on function admin.create_market(text, text, text[], numeric, numeric, timestamptz, text, numeric, numeric) to service_role;
 
 -- Stop trading in a market ahead of its resolution.
 create or replace function admin.close_market(code text) returns jsonb
@@ -133,9 +183,9 @@ declare
   v_pos record;
 begin
   for v_pos in select * from bj.positions p where p.market_id = p_market.id and p.shares <> 0 loop
-    perform bj.post(p_journal, 'settle', format('share:%s:%s', p_market.id, v_pos.outcome),
-                    format('pos:%s:%s:%s', v_pos.user_id, p_market.id, v_pos.outcome),
-                    format('maker:%s:%s', p_market.id, v_pos.outcome), v_pos.shares, v_pos.user_id, p_market.id);
+    perform bj.post(p_journal, 'settle', bj.share_asset(p_market.id, v_pos.outcome),
+                    bj.position_account(v_pos.user_id, p_market.id, v_pos.outcome),
+                    bj.maker_account(p_market.id, v_pos.outcome), v_pos.shares, v_pos.user_id, p_market.id);
   end loop;
   update bj.positions p set shares = 0 where p.market_id = p_market.id and p.shares <> 0;
   update bj.orders o set status = 'cancelled', reason = p_reason, done_at = clock_timestamp()
@@ -176,10 +226,10 @@ begin
   for v_s in select * from bj.settlement(v_market.id, v_w) s order by s.user_id loop
     perform 1 from bj.users u where u.id = v_s.user_id for update;
     -- release the collateral, then pay (or collect) the payout through the pool
-    perform bj.post(v_journal, 'collateral', 'coin', format('coll:%s:%s', v_s.user_id, v_market.id),
-                    format('cash:%s', v_s.user_id), v_s.collateral, v_s.user_id, v_market.id);
-    perform bj.post(v_journal, 'payout', 'coin', format('pool:%s', v_market.id),
-                    format('cash:%s', v_s.user_id), v_s.payout, v_s.user_id, v_market.id);
+    perform bj.post(v_journal, 'collateral', 'coin', bj.collateral_account(v_s.user_id, v_market.id),
+                    bj.cash_account(v_s.user_id), v_s.collateral, v_s.user_id, v_market.id);
+    perform bj.post(v_journal, 'payout', 'coin', bj.pool_account(v_market.id),
+                    bj.cash_account(v_s.user_id), v_s.payout, v_s.user_id, v_market.id);
     update bj.users u set balance = u.balance + v_s.collateral + v_s.payout where u.id = v_s.user_id;
     update bj.collateral c set amount = 0
      where c.user_id = v_s.user_id and c.market_id = v_market.id and c.amount <> 0;
@@ -190,13 +240,13 @@ begin
   if v_pool < 0 then
     raise exception 'market % cannot cover its payout (% short)', v_market.code, -v_pool;
   end if;
-  perform bj.post(v_journal, 'settle', 'coin', format('pool:%s', v_market.id), 'house', v_pool,
+  perform bj.post(v_journal, 'settle', 'coin', bj.pool_account(v_market.id), 'house', v_pool,
                   null, v_market.id);
   perform bj.retire_market(v_market, v_journal, 'the market was resolved');
   update bj.markets m
      set status = 'resolved', payouts = v_w, pool = 0, version = m.version + 1,
          changed_xid = pg_current_xact_id(),
-         closing_prices = bj.display_prices(bj.curve_prices(m.pricing, m.q, m.liquidity)),
+         closing_prices = bj.display_prices(bj.market_prices(m)),
          closed_at = coalesce(m.closed_at, least(m.close_at, clock_timestamp()), clock_timestamp()),
          settled_at = clock_timestamp()
    where m.id = v_market.id returning * into v_market;
@@ -271,7 +321,7 @@ begin
   update bj.markets m
      set status = 'voided', pool = 0, version = m.version + 1, settled_at = clock_timestamp(),
          changed_xid = pg_current_xact_id(),
-         closing_prices = bj.display_prices(bj.curve_prices(m.pricing, m.q, m.liquidity)),
+         closing_prices = bj.display_prices(bj.market_prices(m)),
          closed_at = coalesce(m.closed_at, clock_timestamp())
    where m.id = v_market.id returning * into v_market;
   return bj.market_json(v_market) || jsonb_build_object('house_shortfall', v_total_shortfall::numeric(24, 6));

@@ -118,6 +118,25 @@ end $$;
 ---------------------------------------------------------------------------------------------
 -- Accounts
 
+-- What a username is: 3 to 32 of a-z, 0-9 and _. Names starting with _ are the exchange's own
+-- (the _burned account); signup refuses them. The one place this rule lives: the row trigger
+-- below and bj.signup both ask it.
+create or replace function bj.is_username(p_name text) returns boolean
+language sql immutable parallel safe
+return p_name ~ '^[a-z0-9_]{3,32}$';
+
+-- Every username written to bj.users is one (a trigger on that column only: a trade, which
+-- writes the trader's balance, does not pay for the check).
+create or replace function bj.username_is_valid() returns trigger
+language plpgsql set search_path = '' as $$
+begin
+  if not bj.is_username(new.username) then
+    raise exception 'new row for relation "users" violates check constraint "users_username_check"'
+      using errcode = 'check_violation', constraint = 'users_username_check', table = 'users', schema = 'bj';
+  end if;
+  return new;
+end $$;
+
 -- Open an account, credit the signup bonus from the house, and log in. An address over its
 -- limit is refused with the time until the oldest of its signups leaves the window, or
 -- longer if it keeps trying (the throttle's back-off); the refusal is returned, not raised,
@@ -132,7 +151,7 @@ declare
   v_oldest timestamptz;
   v_wait numeric;
 begin
-  if p_username is null or p_username !~ '^[a-z0-9][a-z0-9_]{2,31}$' then
+  if p_username is null or not bj.is_username(p_username) or p_username like '\_%' then
     perform bj.raise('BJ024', '3 to 32 characters: a-z, 0-9, _, starting with a letter or digit');
   end if;
   if p_password is null or length(p_password) < bj.setting('min_password_length')::int then
@@ -291,9 +310,9 @@ begin
                    and u.id <> v_burn order by u.id loop
     v_positions := 0;
     for v_pos in select * from bj.positions p where p.user_id = v_user.id and p.shares <> 0 loop
-      perform bj.post(v_journal, 'burn', format('share:%s:%s', v_pos.market_id, v_pos.outcome),
-                      format('pos:%s:%s:%s', v_user.id, v_pos.market_id, v_pos.outcome),
-                      format('pos:%s:%s:%s', v_burn, v_pos.market_id, v_pos.outcome),
+      perform bj.post(v_journal, 'burn', bj.share_asset(v_pos.market_id, v_pos.outcome),
+                      bj.position_account(v_user.id, v_pos.market_id, v_pos.outcome),
+                      bj.position_account(v_burn, v_pos.market_id, v_pos.outcome),
                       v_pos.shares, v_user.id, v_pos.market_id);
       insert into bj.positions as p (user_id, market_id, outcome, shares, cost_basis)
       values (v_burn, v_pos.market_id, v_pos.outcome, v_pos.shares, v_pos.cost_basis)
@@ -304,13 +323,13 @@ begin
       v_positions := v_positions + 1;
     end loop;
     for v_coll in select * from bj.collateral c where c.user_id = v_user.id and c.amount <> 0 loop
-      perform bj.post(v_journal, 'burn', 'coin', format('coll:%s:%s', v_user.id, v_coll.market_id),
-                      format('coll:%s:%s', v_burn, v_coll.market_id), v_coll.amount, v_user.id, v_coll.market_id);
+      perform bj.post(v_journal, 'burn', 'coin', bj.collateral_account(v_user.id, v_coll.market_id),
+                      bj.collateral_account(v_burn, v_coll.market_id), v_coll.amount, v_user.id, v_coll.market_id);
       insert into bj.collateral as c (user_id, market_id, amount) values (v_burn, v_coll.market_id, v_coll.amount)
       on conflict (user_id, market_id) do update set amount = c.amount + excluded.amount;
       update bj.collateral c set amount = 0 where c.user_id = v_user.id and c.market_id = v_coll.market_id;
     end loop;
-    perform bj.post(v_journal, 'burn', 'coin', format('cash:%s', v_user.id), 'burn', v_user.balance, v_user.id);
+    perform bj.post(v_journal, 'burn', 'coin', bj.cash_account(v_user.id), 'burn', v_user.balance, v_user.id);
     update bj.users u set balance = 0, disabled_at = coalesce(u.disabled_at, clock_timestamp()) where u.id = v_user.id;
     update bj.orders o set status = 'cancelled', reason = 'the account was wiped', done_at = clock_timestamp()
      where o.user_id = v_user.id and o.status = 'open';

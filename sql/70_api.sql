@@ -79,6 +79,10 @@ create or replace function api.trade(market text, outcome text, side text, share
 returns jsonb
 language plpgsql volatile security definer set search_path = '' as $$
 begin
+  if trade.idempotency_key is null then  -- (the common case, one call less)
+    return bj.execute_trade(bj.require_user(), trade.market, trade.outcome, trade.side, trade.shares,
+                            trade.spend, trade.max_total, trade.min_total, p_cascade => true);
+  end if;
   return bj.trade(bj.require_user(), trade.market, trade.outcome, trade.side, trade.shares,
                   trade.spend, trade.max_total, trade.min_total, trade.idempotency_key);
 end $$;

@@ -4,14 +4,23 @@
 
 ---------------------------------------------------------------------------------------------
 -- The analyst's views. Functions called from a view run with the caller's rights, so the
--- views call only these two, which analysts may call too.
+-- views call only these, which analysts may call too.
 
--- An outcome's prices as clients see them, for a market's curve at quantities q.
+-- An outcome's prices as clients see them, for a market's curve at quantities q (a book
+-- market, which has no curve, opens at 1/n).
 create or replace function analytics.prices(pricing text, q numeric[], liquidity numeric)
 returns numeric[]
 language sql immutable strict security definer set search_path = ''
-return bj.display_prices(bj.curve_prices(prices.pricing, prices.q, prices.liquidity));
+return bj.display_prices(case when prices.pricing = 'book'
+                              then array_fill(1::numeric / cardinality(prices.q), array[cardinality(prices.q)])
+                              else bj.curve_prices(prices.pricing, prices.q, prices.liquidity) end);
 grant execute on function analytics.prices(text, numeric[], numeric) to analyst;
+
+-- A market's prices now, as clients see them.
+create or replace function analytics.market_prices(market_id bigint) returns numeric[]
+language sql stable security definer set search_path = ''
+return (select bj.display_prices(bj.market_prices(m)) from bj.markets m where m.id = market_prices.market_id);
+grant execute on function analytics.market_prices(bigint) to analyst;
 
 -- A market's status as clients see it (closed once past close_at).
 create or replace function analytics.market_status(market_id bigint) returns text
@@ -87,7 +96,7 @@ select u.username, m.code as market, m.outcomes[p.outcome] as outcome, p.shares:
   from bj.positions p
   join bj.users u on u.id = p.user_id
   join bj.markets m on m.id = p.market_id
-  cross join lateral (select analytics.prices(m.pricing, m.q, m.liquidity) as prices) pr
+  cross join lateral (select analytics.market_prices(m.id) as prices) pr
  where p.shares <> 0;
 
 -- Traders ranked by net worth: cash, locked collateral and positions marked to market.

@@ -16,29 +16,29 @@ begin atomic
       from bj.users u where u.balance < 0
     union all
     select 'balance equals ledger', u.username, coalesce(b.balance, 0), u.balance
-      from bj.users u left join bal b on b.asset = 'coin' and b.account = 'cash:' || u.id
+      from bj.users u left join bal b on b.asset = 'coin' and b.account = bj.cash_account(u.id)
      where u.balance <> coalesce(b.balance, 0)
     union all
     -- positions equal the replay of the position accounts
-    select 'position equals ledger', format('pos:%s:%s:%s', p.user_id, p.market_id, p.outcome),
+    select 'position equals ledger', bj.position_account(p.user_id, p.market_id, p.outcome),
            coalesce(b.balance, 0), p.shares
       from bj.positions p
-      left join bal b on b.account = format('pos:%s:%s:%s', p.user_id, p.market_id, p.outcome)
+      left join bal b on b.account = bj.position_account(p.user_id, p.market_id, p.outcome)
      where p.shares <> coalesce(b.balance, 0)
     union all
     select 'ledger position has a row', b.account, b.balance, 0
       from bal b where b.account like 'pos:%' and b.balance <> 0
        and not exists (select 1 from bj.positions p
-                        where b.account = format('pos:%s:%s:%s', p.user_id, p.market_id, p.outcome))
+                        where b.account = bj.position_account(p.user_id, p.market_id, p.outcome))
     union all
     -- collateral equals its replay and covers every short: max(0, −min_i pos_i)
-    select 'collateral equals ledger', format('coll:%s:%s', c.user_id, c.market_id),
+    select 'collateral equals ledger', bj.collateral_account(c.user_id, c.market_id),
            coalesce(b.balance, 0), c.amount
       from bj.collateral c
-      left join bal b on b.asset = 'coin' and b.account = format('coll:%s:%s', c.user_id, c.market_id)
+      left join bal b on b.asset = 'coin' and b.account = bj.collateral_account(c.user_id, c.market_id)
      where c.amount <> coalesce(b.balance, 0)
     union all
-    select 'collateral covers shorts', format('coll:%s:%s', p.user_id, p.market_id),
+    select 'collateral covers shorts', bj.collateral_account(p.user_id, p.market_id),
            greatest(0, -min(p.shares)), coalesce(max(c.amount), 0)
       from bj.positions p
       left join bj.collateral c on c.user_id = p.user_id and c.market_id = p.market_id
@@ -48,7 +48,7 @@ begin atomic
     -- each market's pool equals its replay, its quantities equal the shares the maker issued
     -- (all retired once settled), and an unsettled pool covers whichever outcome wins
     select 'pool equals ledger', m.code, coalesce(b.balance, 0), m.pool
-      from bj.markets m left join bal b on b.asset = 'coin' and b.account = 'pool:' || m.id
+      from bj.markets m left join bal b on b.asset = 'coin' and b.account = bj.pool_account(m.id)
      where m.pool <> coalesce(b.balance, 0)
     union all
     select 'market quantity equals ledger', format('%s/%s', m.code, m.outcomes[o.i]),
@@ -56,12 +56,18 @@ begin atomic
            -coalesce(b.balance, 0)
       from bj.markets m
       cross join lateral unnest(m.q) with ordinality o(q, i)
-      left join bal b on b.account = format('maker:%s:%s', m.id, o.i)
+      left join bal b on b.account = bj.maker_account(m.id, o.i::int)
      where -coalesce(b.balance, 0) <> case when m.status in ('resolved', 'voided') then 0 else o.q end
     union all
     select 'market is solvent', m.code, (select max(x) from unnest(m.q) x), m.pool
       from bj.markets m
      where m.status in ('open', 'closed') and m.pool < (select max(x) from unnest(m.q) x)
+    union all
+    -- every trade names a market and a trader that exist (no foreign key checks it on the hot path)
+    select 'trade names its market and trader', 'trade ' || t.id, 1, 0
+      from bj.trades t
+     where not exists (select 1 from bj.markets m where m.id = t.market_id)
+        or not exists (select 1 from bj.users u where u.id = t.user_id)
     union all
     -- one quantity per outcome (trades write q without the definition trigger seeing it)
     select 'market has a quantity per outcome', m.code, cardinality(m.outcomes), cardinality(m.q)
