@@ -10,7 +10,7 @@ DBURL = $(or $(DATABASE_URL),$(shell scripts/cluster.sh url))
 # The token signing secret, shared by the database and the HTTP layer.
 export BETJEE_JWT_SECRET := $(shell scripts/secret.sh)
 
-.PHONY: help deps db dburl psql analyst stop migrate rollback seed run test lint bench mutate
+.PHONY: help deps db dburl psql analyst stop migrate rollback seed run test lint bench mutate schema
 
 help:
 	@echo "make run | test | db | dburl | psql | analyst | stop | migrate | rollback | lint | bench | mutate"
@@ -70,3 +70,10 @@ bench: deps
 mutate: deps
 	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
 	@$(PY) scripts/mutate.py "$(DBURL)" $(MUTANTS)
+
+# docs/schema.sql: what the migrations build, whole (after adding a migration)
+schema: deps
+	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
+	@url=$$($(PY) scripts/db.py create "$(DBURL)" betjee_schema) && $(PY) scripts/db.py up "$$url" --migrations-only \
+	  && $(PY) scripts/db.py schema "$$url" > docs/schema.sql; $(PY) scripts/db.py drop "$(DBURL)" betjee_schema
+	@echo "wrote docs/schema.sql"

@@ -56,3 +56,17 @@ def test_every_migration_has_a_rollback_and_a_verify():
         assert m.with_suffix(".rollback.sql").exists(), m.name
         assert (ROOT / "migrations" / "verify" / m.name).exists(), m.name
     assert Path(ROOT / "migrations" / "verify").is_dir()
+
+
+def test_the_committed_schema_is_what_the_migrations_build():
+    """docs/schema.sql shows every table whole; it must be what the migrations build now."""
+    name = f"betjee_schema_{uuid.uuid4().hex[:8]}"
+    url = with_dbname(ADMIN_URL, name)
+    run("create", ADMIN_URL, name)
+    try:
+        run("up", url, "--migrations-only")
+        built = subprocess.run([*DB, "schema", url], capture_output=True, text=True, check=True,
+                               cwd=ROOT).stdout
+        assert built == (ROOT / "docs" / "schema.sql").read_text(), "run make schema"
+    finally:
+        run("drop", ADMIN_URL, name)
