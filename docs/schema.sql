@@ -135,6 +135,7 @@ CREATE TABLE bj.markets (
     phase text DEFAULT 'pre'::text NOT NULL,
     pairs bj.shares6 DEFAULT 0 NOT NULL,
     book_seq bigint DEFAULT 0 NOT NULL,
+    resting integer DEFAULT 0 NOT NULL,
     last_prices numeric(12,9)[]
 );
 
@@ -190,7 +191,7 @@ CREATE TABLE bj.orders (
     CONSTRAINT orders_remaining_check CHECK (((remaining)::numeric >= (0)::numeric)),
     CONSTRAINT orders_shares_check CHECK (((shares)::numeric > (0)::numeric)),
     CONSTRAINT orders_side_check CHECK ((side = ANY (ARRAY['buy'::text, 'sell'::text]))),
-    CONSTRAINT orders_status_check CHECK ((status = ANY (ARRAY['open'::text, 'filled'::text, 'cancelled'::text]))),
+    CONSTRAINT orders_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'open'::text, 'filled'::text, 'cancelled'::text]))),
     CONSTRAINT orders_stp_check CHECK ((stp = ANY (ARRAY['cancel_resting'::text, 'cancel_newest'::text]))),
     CONSTRAINT orders_time_in_force_check CHECK ((time_in_force = ANY (ARRAY['gtc'::text, 'gtd'::text, 'ioc'::text, 'fok'::text]))),
     CONSTRAINT orders_trigger_price_check CHECK (((trigger_price > (0)::numeric) AND (trigger_price < (1)::numeric)))

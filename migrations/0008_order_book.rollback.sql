@@ -32,7 +32,9 @@ alter table bj.orders
   alter column direction set not null,
   alter column trigger_price set not null,
   drop constraint orders_kind_check,
-  add constraint orders_kind_check check (kind in ('stop_loss', 'take_profit'));
+  add constraint orders_kind_check check (kind in ('stop_loss', 'take_profit')),
+  drop constraint orders_status_check,
+  add constraint orders_status_check check (status in ('open', 'filled', 'cancelled'));
 
 drop trigger _100_definition_is_valid on bj.markets;
 create trigger _100_definition_is_valid
@@ -41,7 +43,7 @@ create trigger _100_definition_is_valid
 alter table bj.markets
   drop constraint markets_pricing_fkey,
   drop column tick, drop column maker_fee_rate, drop column phase, drop column pairs,
-  drop column book_seq, drop column last_prices;
+  drop column book_seq, drop column resting, drop column last_prices;
 drop table bj.pricing_models;
 
 reset role;

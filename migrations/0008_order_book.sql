@@ -33,6 +33,7 @@ alter table bj.markets
   add column phase text not null default 'pre',
   add column pairs bj.shares6 not null default 0,
   add column book_seq bigint not null default 0,
+  add column resting int not null default 0,
   add column last_prices numeric(12, 9)[];
 
 -- the definition check (its function lives in sql/50_lifecycle.sql) covers the new columns
@@ -48,6 +49,9 @@ create trigger _100_definition_is_valid
 alter table bj.orders
   drop constraint orders_kind_check,
   add constraint orders_kind_check check (kind in ('limit', 'market', 'stop_loss', 'take_profit')),
+  -- pending: being placed (not yet on the book); open: resting, or waiting for its trigger
+  drop constraint orders_status_check,
+  add constraint orders_status_check check (status in ('pending', 'open', 'filled', 'cancelled')),
   alter column direction drop not null,
   alter column trigger_price drop not null,
   add column side text check (side in ('buy', 'sell')),

@@ -50,7 +50,7 @@ select tests.market('w1') \gset
 select bj.trade(:whale, 'w1', 'YES', 'buy', 300, null, null, null, null) \gset
 select bj.trade(:whale, 'w1', 'NO', 'sell', 100, null, null, null, null) \gset
 select bj.trade(:minnow, 'w1', 'NO', 'buy', 10, null, null, null, null) \gset
-select bj.place_order(:whale, 'w1', 'YES', 'stop_loss', 100, 0.1) \gset
+select bj.place_conditional(:whale, 'w1', 'YES', null, 'stop_loss', 100, 0.1, null, null) \gset
 select bj.market_json(bj.find_market('w1')) -> 'outcomes' as prices_before \gset
 select count(*) as ledger_before, max(id) as last_id from bj.ledger \gset
 select md5(string_agg(l::text, ',' order by l.id)) as ledger_hash from bj.ledger l \gset

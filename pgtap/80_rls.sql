@@ -51,7 +51,8 @@ $$, 'PUBLIC executes no project function');
 -- every api function, for every role: traders call all of them, visitors the public ones
 select function_privs_are('api', p.proname, array(select format_type(t, null) from unnest(p.proargtypes) t), r,
          case when r = 'authenticated'
-                or r = 'anon' and p.proname not in ('me', 'trade', 'place_order', 'cancel_order', 'my_trades')
+                or r = 'anon' and p.proname not in ('me', 'trade', 'place_order', 'place_orders', 'cancel_order', 'cancel_orders',
+                                                       'my_orders', 'my_trades')
               then array['EXECUTE'] else array[]::text[] end,
          format('%s on api.%s', r, p.proname))
   from pg_proc p cross join unnest(array['anon', 'authenticated', 'authenticator', 'analyst', 'service_role']) r

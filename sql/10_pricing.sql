@@ -102,7 +102,8 @@ return round(0.01 + 0.98 / (1 + bj.wexp(-p_x / p_b)), 30);
 create or replace function bj.no_curve(p_pricing text) returns numeric
 language plpgsql immutable as $$
 begin
-  raise exception 'pricing model % has no market maker curve', p_pricing;
+  perform bj.raise('BJ016', format('a %s market has no market maker: it trades against resting orders only', p_pricing));
+  return null;
 end $$;
 
 -- Current prices, at working precision.
@@ -250,20 +251,10 @@ begin
 end $$;
 
 ---------------------------------------------------------------------------------------------
--- The exact terms of a trade on a market in its current state: the single computation behind
--- both api.quote and api.trade. Buying s shares costs amount = ceil(C(q + s) − C(q)) plus
--- fee = ceil(amount · fee_rate); selling returns amount = floor(C(q) − C(q − s)) less the fee.
--- A spend budget (buys only) buys the most shares whose total stays within it.
-create or replace function bj.price_trade(
-  p_pricing text, p_q numeric[], p_b numeric, p_fee_rate numeric, p_j int, p_side text,
-  p_shares numeric, p_spend numeric,
-  out shares numeric, out amount numeric, out fee numeric, out total numeric,
-  out q_after numeric[], out prices_after numeric[])
-language plpgsql immutable parallel safe as $$
-declare
-  v_sign int := case p_side when 'buy' then 1 else -1 end;
-  v_move record;
-  v_cost numeric;
+-- A taking order's quantity: shares, or a budget for a buy; refused otherwise (BJ020, BJ021).
+create or replace function bj.check_quantity(p_side text, p_shares numeric, p_spend numeric)
+returns void
+language plpgsql immutable as $$
 begin
   if p_side is null or p_side not in ('buy', 'sell') then
     perform bj.raise('BJ021', 'side must be buy or sell');
@@ -280,6 +271,72 @@ begin
   if p_spend is not null and p_side <> 'buy' then
     perform bj.raise('BJ020', 'spend is a budget for buys; sell by shares');
   end if;
+end $$;
+
+-- The most shares at a fixed price whose cost, rounded up, and fee stay within a budget.
+create or replace function bj.shares_within(p_price numeric, p_fee_rate numeric, p_budget numeric)
+returns numeric
+language plpgsql immutable as $$
+declare
+  v_s numeric;
+begin
+  if p_budget <= 0 then
+    return 0;
+  end if;
+  v_s := bj.floor6(p_budget / (p_price * (1 + p_fee_rate)));
+  -- the rounding of cost and fee may take a millionth or two more than the exact quotient
+  while v_s > 0 and bj.ceil6(p_price * v_s) + bj.ceil6(bj.ceil6(p_price * v_s) * p_fee_rate) > p_budget loop
+    v_s := v_s - 0.000001;
+  end loop;
+  return greatest(v_s, 0);
+end $$;
+
+-- What a resting order's maker pays (a bid) or receives (an ask) for one fill of p_shares at its
+-- own price, after p_filled already, and its fee: each rounded cumulatively over the order's
+-- fills, so that a bid never pays more in all than its escrow (its cost and fee, rounded up)
+-- and an ask never receives more than its proceeds rounded down.
+create or replace function bj.maker_amounts(p_side text, p_price numeric, p_filled numeric,
+                                            p_shares numeric, p_fee_rate numeric,
+                                            out amount numeric, out fee numeric)
+language plpgsql immutable as $$
+declare
+  v_before numeric;
+  v_after numeric;
+begin
+  if p_side = 'buy' then
+    v_before := bj.ceil6(p_price * p_filled);
+    v_after := bj.ceil6(p_price * (p_filled + p_shares));
+  else
+    v_before := bj.floor6(p_price * p_filled);
+    v_after := bj.floor6(p_price * (p_filled + p_shares));
+  end if;
+  amount := v_after - v_before;
+  fee := bj.ceil6(v_after * p_fee_rate) - bj.ceil6(v_before * p_fee_rate);
+end $$;
+
+-- The exact terms of a trade on a market in its current state: the single computation behind
+-- both api.quote and api.trade. Buying s shares costs amount = ceil(C(q + s) − C(q)) plus
+-- fee = ceil(amount · fee_rate); selling returns amount = floor(C(q) − C(q − s)) less the fee.
+-- A spend budget (buys only) buys the most shares whose total stays within it.
+-- With p_quiet, a budget that buys nothing answers 0 shares instead of refusing (the router
+-- asks what the rest of a budget buys).
+drop function if exists bj.price_trade(text, numeric[], numeric, numeric, int, text, numeric, numeric);
+create or replace function bj.price_trade(
+  p_pricing text, p_q numeric[], p_b numeric, p_fee_rate numeric, p_j int, p_side text,
+  p_shares numeric, p_spend numeric, p_quiet boolean default false,
+  out shares numeric, out amount numeric, out fee numeric, out total numeric,
+  out q_after numeric[], out prices_after numeric[])
+language plpgsql immutable parallel safe as $$
+declare
+  v_sign int := case p_side when 'buy' then 1 else -1 end;
+  v_move record;
+  v_cost numeric;
+begin
+  if p_quiet and p_spend <= 0 then
+    shares := 0;
+    return;
+  end if;
+  perform bj.check_quantity(p_side, p_shares, p_spend);
 
   if p_spend is not null then
     shares := bj.floor6(bj.curve_shares_for(p_pricing, p_q, p_b, p_j, p_spend / (1 + p_fee_rate)));
@@ -296,6 +353,10 @@ begin
       shares := shares + 0.000001;
     end loop;
     if shares <= 0 then
+      if p_quiet then
+        shares := 0;
+        return;
+      end if;
       perform bj.raise('BJ020', 'the budget buys no share');
     end if;
   else

@@ -1,7 +1,9 @@
 -- The ledger: every movement of money and shares, append-only and double-entry. Each row
 -- moves `amount` of `asset` from account `credit` to account `debit`.
--- Coin accounts: house (issues bonuses and subsidies), fees, burn, cash:U, coll:U:M, pool:M.
--- Share accounts (asset share:M:O): maker:M:O (the market maker, holds −q), pos:U:M:O.
+-- Coin accounts: house (issues bonuses and subsidies), fees, burn, cash:U, coll:U:M, pool:M,
+-- order:O (a resting order's escrow).
+-- Share accounts (asset share:M:O): maker:M:O (the market maker, holds −q), mint:M:O (holds
+-- −pairs: what minted pairs put out), pos:U:M:O, order:O (a resting sell's escrowed shares).
 -- Invariant kept here: every row balances, so every asset sums to zero over all accounts.
 
 ---------------------------------------------------------------------------------------------
@@ -24,6 +26,14 @@ return 'pos:' || p_user::text || ':' || p_market::text || ':' || p_outcome::text
 
 create or replace function bj.maker_account(p_market bigint, p_outcome int) returns text
 language sql immutable parallel safe return 'maker:' || p_market::text || ':' || p_outcome::text;
+
+-- what a resting order holds in escrow (coins, and shares of its outcome)
+create or replace function bj.order_account(p_order bigint) returns text
+language sql immutable parallel safe return 'order:' || p_order::text;
+
+-- the shares that minted pairs put out (and merged pairs take back)
+create or replace function bj.mint_account(p_market bigint, p_outcome int) returns text
+language sql immutable parallel safe return 'mint:' || p_market::text || ':' || p_outcome::text;
 
 create or replace function bj.share_asset(p_market bigint, p_outcome int) returns text
 language sql immutable parallel safe return 'share:' || p_market::text || ':' || p_outcome::text;

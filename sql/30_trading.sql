@@ -118,32 +118,184 @@ begin
   end if;
 end $$;
 
--- Plan a taking order on outcome j: shares (or a budget, buys only), up to a limit price
--- (null: none). Pure: reads the market's state and changes nothing. The market maker's part is
--- rounded for the taker (costs up, proceeds down), and so is each fill against a resting order;
--- the totals sum them.
+-- Plan a taking order on outcome j: shares (or a budget, buys only), up to a limit price (null:
+-- none). Pure: reads the market's state and its book, and changes nothing.
+--
+-- Routing (architecture.md §13): at each step the order takes from whichever is cheaper, the
+-- best resting order (price-time priority; ties go to it) or the market maker, which it buys
+-- from (or sells to) only up to the price of the next resting order or its own limit (the
+-- closed form bj.curve_shares_to). A fill against a resting order executes at that order's
+-- price. So after any order the book is not crossed and no resting order is marketable against
+-- the market maker. The market maker's part is one move of its curve, priced at the end as one
+-- trade (rounded once, for the taker); each book fill is rounded for the taker (costs up,
+-- proceeds down) and, cumulatively over the resting order's fills, for its maker, whose
+-- rounding favours the house too (bj.maker_amounts). The taker's own resting orders are
+-- cancelled when met (stp = cancel_resting) or stop the order (cancel_newest); expired ones
+-- are cancelled when met.
 create or replace function bj.plan_fills(
   p_market bj.markets, p_j int, p_side text, p_shares numeric, p_spend numeric,
-  p_limit numeric default null, p_user bigint default null)
+  p_limit numeric default null, p_user bigint default null, p_stp text default 'cancel_resting')
 returns bj.take_plan
 language plpgsql stable as $$
 declare
-  v_t record;
   v_plan bj.take_plan;
+  v_t record;
+  v_maker boolean;
+  v_buy boolean := p_side = 'buy';
+  v_q numeric[] := p_market.q;
+  v_amm numeric := 0;          -- shares taken from the market maker so far
+  v_left numeric := p_shares;  -- shares still wanted (a shares order)
+  v_book_spent numeric := 0;   -- what the book fills cost the taker so far, fees included
+  v_seen bigint[] := '{}';
+  v_c record;
+  v_p numeric;                 -- the market maker's price of j now
+  v_target numeric;
+  v_cap numeric;
+  v_s numeric;
+  v_fill bj.fill;
+  v_m record;
+  v_prices numeric[];
 begin
-  v_t := bj.price_trade(p_market.pricing, p_market.q, p_market.liquidity, p_market.fee_rate, p_j,
-                        p_side, p_shares, p_spend);
-  v_plan.amm_shares := v_t.shares;
-  v_plan.amm_amount := v_t.amount;
-  v_plan.amm_fee := v_t.fee;
-  v_plan.shares := v_t.shares;
-  v_plan.amount := v_t.amount;
-  v_plan.fee := v_t.fee;
-  v_plan.total := v_t.total;
-  v_plan.q_after := v_t.q_after;
-  v_plan.prices_after := bj.display_prices(v_t.prices_after);
+  perform bj.check_quantity(p_side, p_shares, p_spend);
+  -- a plain trade on an empty book: the market maker's curve alone (a market without one has
+  -- no liquidity then: bj.no_curve refuses, BJ016)
+  if p_market.resting = 0 and p_limit is null then
+    v_t := bj.price_trade(p_market.pricing, p_market.q, p_market.liquidity, p_market.fee_rate, p_j,
+                          p_side, p_shares, p_spend);
+    v_plan.amm_shares := v_t.shares;
+    v_plan.amm_amount := v_t.amount;
+    v_plan.amm_fee := v_t.fee;
+    v_plan.shares := v_t.shares;
+    v_plan.amount := v_t.amount;
+    v_plan.fee := v_t.fee;
+    v_plan.total := v_t.total;
+    v_plan.q_after := v_t.q_after;
+    v_plan.prices_after := bj.display_prices(v_t.prices_after);
+    v_plan.pairs_after := p_market.pairs;
+    v_plan.unfilled := 0;
+    return v_plan;
+  end if;
+
+  v_maker := (select m.market_maker from bj.pricing_models m where m.name = p_market.pricing);
+  v_plan.fills := '{}';
+  v_plan.own_cancels := '{}';
+  v_plan.stopped_by_stp := false;
   v_plan.pairs_after := p_market.pairs;
-  v_plan.unfilled := 0;
+  loop
+    exit when v_left is not null and v_left <= 0;
+    -- the best resting order (the book is only read when it holds any)
+    v_c := null;
+    if p_market.resting > 0 then
+      select * into v_c from bj.book_candidate(p_market, p_j, p_side, v_seen) c where c.id is not null;
+    end if;
+    if v_c.id is not null and (v_c.expired or v_c.user_id = p_user) then
+      -- met on the way: an expired order is cancelled; so is the taker's own (self-trade
+      -- prevention), unless the taker's order is the one to stop
+      if not v_c.expired and p_stp = 'cancel_newest' then
+        v_plan.stopped_by_stp := true;
+        exit;
+      end if;
+      v_plan.own_cancels := v_plan.own_cancels || v_c.id;
+      v_seen := v_seen || v_c.id;
+      continue;
+    end if;
+    if v_c.id is not null and p_limit is not null
+       and (v_buy and v_c.eff_price > p_limit or not v_buy and v_c.eff_price < p_limit) then
+      v_c := null;  -- beyond the order's limit: as if there were none
+    end if;
+    v_p := case when v_maker then (bj.curve_prices(p_market.pricing, v_q, p_market.liquidity))[p_j] end;
+    -- the market maker, up to the next resting order's price or the limit
+    v_s := 0;
+    if v_maker and (v_c.id is null or v_buy and v_p < v_c.eff_price or not v_buy and v_p > v_c.eff_price) then
+      v_target := case when v_buy then least(v_c.eff_price, p_limit) else greatest(v_c.eff_price, p_limit) end;
+      v_cap := case when v_target is null then 1e9
+                    else greatest(0, bj.floor6((case when v_buy then 1 else -1 end)
+                           * bj.curve_shares_to(p_market.pricing, v_q, p_market.liquidity, p_j, v_target))) end;
+      if p_spend is not null then
+        -- what the rest of the budget buys from the market maker, as one move with what it
+        -- already took: the most shares whose total (and the book's) stays within the budget
+        v_cap := least(v_cap, (bj.price_trade(p_market.pricing, p_market.q, p_market.liquidity,
+                                               p_market.fee_rate, p_j, 'buy', null,
+                                               p_spend - v_book_spent, p_quiet => true)).shares - v_amm);
+      end if;
+      v_s := least(coalesce(v_left, 1e9), v_cap);
+      if v_s > 0 then
+        v_amm := v_amm + v_s;
+        v_q[p_j] := v_q[p_j] + case when v_buy then v_s else -v_s end;
+        if v_left is not null then
+          v_left := v_left - v_s;
+        end if;
+        continue;
+      end if;
+    end if;
+    exit when v_c.id is null;  -- nothing more within the limit
+    -- the resting order: as much of it as the order still wants (or its budget pays for)
+    v_s := least(coalesce(v_left, 1e9), v_c.remaining);
+    if p_spend is not null then
+      v_s := least(v_s, bj.shares_within(v_c.eff_price, p_market.fee_rate, p_spend - v_book_spent
+                    - case when v_amm > 0 then (bj.price_trade(p_market.pricing, p_market.q, p_market.liquidity,
+                                                                p_market.fee_rate, p_j, 'buy', v_amm, null)).total
+                           else 0 end));
+      exit when v_s <= 0;
+    end if;
+    v_fill.how := v_c.how;
+    v_fill.outcome := p_j;
+    v_fill.shares := v_s;
+    v_fill.price := v_c.eff_price;
+    v_fill.amount := case when v_buy then bj.ceil6(v_c.eff_price * v_s) else bj.floor6(v_c.eff_price * v_s) end;
+    v_fill.fee := bj.ceil6(v_fill.amount * p_market.fee_rate);
+    v_fill.maker_order := v_c.id;
+    v_fill.maker_user := v_c.user_id;
+    v_fill.maker_outcome := v_c.outcome;
+    v_fill.maker_side := v_c.side;
+    v_fill.maker_price := v_c.price;
+    v_m := bj.maker_amounts(v_c.side, v_c.price, v_c.filled, v_s, p_market.maker_fee_rate);
+    v_fill.maker_amount := v_m.amount;
+    v_fill.maker_fee := v_m.fee;
+    v_plan.fills := v_plan.fills || v_fill;
+    v_book_spent := v_book_spent + v_fill.amount + v_fill.fee;
+    v_plan.pairs_after := v_plan.pairs_after + case v_c.how when 'mint' then v_s when 'merge' then -v_s else 0 end;
+    v_seen := v_seen || v_c.id;
+    if v_left is not null then
+      v_left := v_left - v_s;
+    end if;
+  end loop;
+
+  -- the market maker's part, priced as one move of its curve
+  v_plan.amm_shares := v_amm;
+  v_plan.amm_amount := 0;
+  v_plan.amm_fee := 0;
+  v_plan.q_after := p_market.q;
+  if v_amm > 0 then
+    v_t := bj.price_trade(p_market.pricing, p_market.q, p_market.liquidity, p_market.fee_rate, p_j,
+                          p_side, v_amm, null);
+    v_plan.amm_amount := v_t.amount;
+    v_plan.amm_fee := v_t.fee;
+    v_plan.q_after := v_t.q_after;
+  end if;
+  select coalesce(sum(f.shares), 0) + v_amm, coalesce(sum(f.amount), 0) + v_plan.amm_amount,
+         coalesce(sum(f.fee), 0) + v_plan.amm_fee
+    into v_plan.shares, v_plan.amount, v_plan.fee
+    from unnest(v_plan.fills) f;
+  v_plan.total := case when v_buy then v_plan.amount + v_plan.fee else v_plan.amount - v_plan.fee end;
+  v_plan.unfilled := coalesce(v_left, 0);
+  -- the prices after: the market maker's, or in a book market where its last fill traded
+  -- (in a binary one, the other outcome at the complement)
+  if v_maker then
+    v_prices := bj.curve_prices(p_market.pricing, v_plan.q_after, p_market.liquidity);
+  else
+    v_prices := bj.market_prices(p_market);
+    if cardinality(v_plan.fills) > 0 then
+      v_prices[p_j] := v_plan.fills[cardinality(v_plan.fills)].price;
+      if cardinality(v_prices) = 2 then
+        v_prices[3 - p_j] := 1 - v_prices[p_j];
+      end if;
+    end if;
+  end if;
+  v_plan.prices_after := bj.display_prices(v_prices);
+  if v_plan.fills = '{}' then
+    v_plan.fills := null;
+  end if;
   return v_plan;
 end $$;
 
@@ -163,6 +315,12 @@ declare
   v_held record;
   v_account bj.take_account;
 begin
+  -- against resting orders, their makers' rows too: every trader involved, in id order
+  if p_plan.fills is not null then
+    perform 1 from bj.users u
+     where u.id = any (array(select f.maker_user from unnest(p_plan.fills) f) || p_user)
+     order by u.id for update;
+  end if;
   -- the trader's row, locked, with their holdings in this market
   select u.balance, u.disabled_at, u.last_trade_at, h.position, h.others,
          coalesce((select c.amount from bj.collateral c
@@ -200,8 +358,10 @@ begin
       (case p_side when 'buy' then p_plan.total else -p_plan.total end + v_account.delta)::numeric(24, 6),
       v_held.balance));
   end if;
+  -- the pool: what the market maker takes or pays, and 1 per pair minted (or merged)
   v_account.pool := p_market.pool
-                    + case p_side when 'buy' then p_plan.amm_amount else -p_plan.amm_amount end;
+                    + case p_side when 'buy' then p_plan.amm_amount else -p_plan.amm_amount end
+                    + p_plan.pairs_after - p_market.pairs;
   if v_account.pool < bj.array_max(p_plan.q_after) + p_plan.pairs_after then
     perform bj.raise('BJ006', 'the market''s pool would not cover its payout');
   end if;
@@ -221,6 +381,7 @@ language plpgsql as $$
 declare
   v_amm_total numeric := case p_side when 'buy' then p_plan.amm_amount + p_plan.amm_fee
                                     else p_plan.amm_amount - p_plan.amm_fee end;
+  v_book_trade bigint;
 begin
   with trade as (
     insert into bj.trades (market_id, user_id, outcome, side, shares, amount, fee, total,
@@ -266,7 +427,9 @@ begin
   ), market as (
     update bj.markets m
        set q = p_plan.q_after, pool = p_account.pool, volume = m.volume + p_plan.amount,
-           pairs = p_plan.pairs_after, version = m.version + 1, changed_xid = pg_current_xact_id()
+           pairs = p_plan.pairs_after, version = m.version + 1, changed_xid = pg_current_xact_id(),
+           last_prices = case when p_plan.fills is null then m.last_prices else p_plan.prices_after end,
+           book_seq = m.book_seq + case when p_plan.fills is null then 0 else 1 end
      where m.id = p_market.id
   )
   select (select t.id from trade t),
@@ -279,6 +442,10 @@ begin
                            where o.market_id = p_market.id and o.outcome = pr.i and o.status = 'open'
                              and o.trigger_price is not null and not o.falls and o.trigger_price <= pr.price))
     into trade_id, crossed;
+  if p_plan.fills is not null then
+    v_book_trade := bj.post_book_fills(p_journal, p_market, p_user, p_j, p_side, p_plan, p_root, p_order);
+    trade_id := coalesce(trade_id, v_book_trade);
+  end if;
   -- only a short moves collateral: the rest never pay for this statement
   if p_account.delta <> 0 then
     insert into bj.collateral as c (user_id, market_id, amount)
@@ -287,10 +454,167 @@ begin
   end if;
 end $$;
 
+-- Write the fills of a checked plan against resting orders (bj.post_fills' part for the book),
+-- each as two trades (the taker's and the maker's, naming each other) and its double-entry
+-- postings, then each maker's account: balance, position, collateral, and their order's fill
+-- state and escrow. The taker's balance and position are written by bj.post_fills.
+--   direct  shares change hands: the ask's escrowed shares first, then (a short) the maker's
+--           position; coins from the buyer (a bid pays from its escrow) to the seller
+--   mint    a buy of j and a bid for the other outcome k pay for a new pair: 1 per share goes
+--           to the pool, the pair's shares come from mint:M (pairs outstanding grow)
+--   merge   a sale of j and an ask for k return a pair: the pool pays 1 per share out
+-- What each side's rounding leaves over goes to the fees (the house's favour).
+create or replace function bj.post_book_fills(
+  p_journal bigint, p_market bj.markets, p_user bigint, p_j int, p_side text, p_plan bj.take_plan,
+  p_root bigint, p_order bigint)
+returns bigint
+language plpgsql as $$
+declare
+  v_f bj.fill;
+  v_o bj.orders;
+  v_taker_trade bigint;
+  v_maker_trade bigint;
+  v_first bigint;
+  v_from_escrow numeric;  -- shares an ask delivers from its escrow (the rest is a short)
+  v_short numeric;
+  v_cash numeric;         -- what the maker's cash gains in this fill
+  v_k int;
+  v_makers bigint[] := '{}';
+  v_m bigint;
+  v_req numeric;
+  v_locked numeric;
+  v_pos numeric;
+  v_buy boolean := p_side = 'buy';
+  asset_j text := bj.share_asset(p_market.id, p_j);
+  taker_cash text := bj.cash_account(p_user);
+  pool text := bj.pool_account(p_market.id);
+begin
+  foreach v_f in array p_plan.fills loop
+    select * into v_o from bj.orders o where o.id = v_f.maker_order for update;
+    v_k := v_f.maker_outcome;
+    v_taker_trade := nextval('bj.trades_id_seq');
+    v_maker_trade := nextval('bj.trades_id_seq');
+    v_first := coalesce(v_first, v_taker_trade);
+    insert into bj.trades (id, market_id, user_id, outcome, side, shares, amount, fee, total,
+                           prices_after, root_trade_id, order_id, how, role, other_trade_id, price)
+    overriding system value values
+      (v_taker_trade, p_market.id, p_user, p_j, p_side, v_f.shares, v_f.amount, v_f.fee,
+       case when v_buy then v_f.amount + v_f.fee else v_f.amount - v_f.fee end,
+       p_plan.prices_after, p_root, p_order, v_f.how, 'taker', v_maker_trade, v_f.price),
+      (v_maker_trade, p_market.id, v_f.maker_user, v_k, v_f.maker_side, v_f.shares, v_f.maker_amount,
+       v_f.maker_fee, case v_f.maker_side when 'buy' then v_f.maker_amount + v_f.maker_fee
+                                          else v_f.maker_amount - v_f.maker_fee end,
+       p_plan.prices_after, p_root, v_o.id, v_f.how, 'maker', v_taker_trade, v_f.maker_price);
+
+    -- shares
+    v_from_escrow := 0;
+    v_short := 0;
+    if v_f.maker_side = 'sell' then
+      v_from_escrow := least(v_f.shares, v_o.locked_shares);
+      v_short := v_f.shares - v_from_escrow;
+    end if;
+    if v_f.how = 'direct' and v_buy then
+      perform bj.post(p_journal, 'fill', asset_j, bj.order_account(v_o.id),
+                      bj.position_account(p_user, p_market.id, p_j), v_from_escrow, p_user, p_market.id, v_taker_trade);
+      perform bj.post(p_journal, 'fill', asset_j, bj.position_account(v_o.user_id, p_market.id, p_j),
+                      bj.position_account(p_user, p_market.id, p_j), v_short, p_user, p_market.id, v_taker_trade);
+    elsif v_f.how = 'direct' then
+      perform bj.post(p_journal, 'fill', asset_j, bj.position_account(p_user, p_market.id, p_j),
+                      bj.position_account(v_o.user_id, p_market.id, p_j), v_f.shares, p_user, p_market.id, v_taker_trade);
+    elsif v_f.how = 'mint' then
+      perform bj.post(p_journal, 'mint', asset_j, bj.mint_account(p_market.id, p_j),
+                      bj.position_account(p_user, p_market.id, p_j), v_f.shares, p_user, p_market.id, v_taker_trade);
+      perform bj.post(p_journal, 'mint', bj.share_asset(p_market.id, v_k), bj.mint_account(p_market.id, v_k),
+                      bj.position_account(v_o.user_id, p_market.id, v_k), v_f.shares, v_o.user_id, p_market.id, v_maker_trade);
+    else  -- merge
+      perform bj.post(p_journal, 'merge', asset_j, bj.position_account(p_user, p_market.id, p_j),
+                      bj.mint_account(p_market.id, p_j), v_f.shares, p_user, p_market.id, v_taker_trade);
+      perform bj.post(p_journal, 'merge', bj.share_asset(p_market.id, v_k), bj.order_account(v_o.id),
+                      bj.mint_account(p_market.id, v_k), v_from_escrow, v_o.user_id, p_market.id, v_maker_trade);
+      perform bj.post(p_journal, 'merge', bj.share_asset(p_market.id, v_k),
+                      bj.position_account(v_o.user_id, p_market.id, v_k),
+                      bj.mint_account(p_market.id, v_k), v_short, v_o.user_id, p_market.id, v_maker_trade);
+    end if;
+
+    -- coins
+    v_cash := 0;
+    if v_f.how = 'direct' and v_buy then
+      -- the taker pays the maker's proceeds, the rounding and its fee; the maker pays its fee
+      perform bj.post(p_journal, 'fill', 'coin', taker_cash, bj.cash_account(v_o.user_id), v_f.maker_amount, p_user, p_market.id, v_taker_trade);
+      perform bj.post(p_journal, 'fee', 'coin', taker_cash, 'fees', v_f.amount - v_f.maker_amount + v_f.fee, p_user, p_market.id, v_taker_trade);
+      v_cash := v_f.maker_amount;
+    elsif v_f.how = 'direct' then
+      -- the bid's escrow pays the taker's proceeds, the rounding and the maker's fee
+      perform bj.post(p_journal, 'fill', 'coin', bj.order_account(v_o.id), taker_cash, v_f.amount, p_user, p_market.id, v_taker_trade);
+      perform bj.post(p_journal, 'fee', 'coin', bj.order_account(v_o.id), 'fees',
+                      v_f.maker_amount - v_f.amount + v_f.maker_fee, v_o.user_id, p_market.id, v_maker_trade);
+      perform bj.post(p_journal, 'fee', 'coin', taker_cash, 'fees', v_f.fee, p_user, p_market.id, v_taker_trade);
+    elsif v_f.how = 'mint' then
+      -- both pay into the pool, which keeps 1 per pair; the rounding over it and both fees
+      perform bj.post(p_journal, 'mint', 'coin', taker_cash, pool, v_f.amount, p_user, p_market.id, v_taker_trade);
+      perform bj.post(p_journal, 'mint', 'coin', bj.order_account(v_o.id), pool, v_f.maker_amount, v_o.user_id, p_market.id, v_maker_trade);
+      perform bj.post(p_journal, 'fee', 'coin', pool, 'fees', v_f.amount + v_f.maker_amount - v_f.shares, null, p_market.id, v_taker_trade);
+      perform bj.post(p_journal, 'fee', 'coin', taker_cash, 'fees', v_f.fee, p_user, p_market.id, v_taker_trade);
+      perform bj.post(p_journal, 'fee', 'coin', bj.order_account(v_o.id), 'fees', v_f.maker_fee, v_o.user_id, p_market.id, v_maker_trade);
+    else  -- merge: the pool pays 1 per pair out, to both sellers; the rounding stays a fee
+      perform bj.post(p_journal, 'merge', 'coin', pool, taker_cash, v_f.amount, p_user, p_market.id, v_taker_trade);
+      perform bj.post(p_journal, 'merge', 'coin', pool, bj.cash_account(v_o.user_id), v_f.maker_amount, v_o.user_id, p_market.id, v_maker_trade);
+      perform bj.post(p_journal, 'fee', 'coin', pool, 'fees', v_f.shares - v_f.amount - v_f.maker_amount, null, p_market.id, v_taker_trade);
+      perform bj.post(p_journal, 'fee', 'coin', taker_cash, 'fees', v_f.fee, p_user, p_market.id, v_taker_trade);
+      v_cash := v_f.maker_amount;
+    end if;
+    if v_f.maker_side = 'sell' then
+      -- an ask's proceeds pay its fee; a short's escrowed collateral comes back to the maker's
+      -- cash (its collateral is worked out again below)
+      perform bj.post(p_journal, 'fee', 'coin', bj.cash_account(v_o.user_id), 'fees', v_f.maker_fee, v_o.user_id, p_market.id, v_maker_trade);
+      perform bj.post(p_journal, 'fill', 'coin', bj.order_account(v_o.id), bj.cash_account(v_o.user_id), v_short, v_o.user_id, p_market.id, v_maker_trade);
+      v_cash := v_cash - v_f.maker_fee + v_short;
+    end if;
+
+    -- the maker's caches: balance, position, the order's fill state and escrow
+    update bj.users u set balance = u.balance + v_cash where u.id = v_o.user_id;
+    insert into bj.positions as p (user_id, market_id, outcome, shares, cost_basis)
+    values (v_o.user_id, p_market.id, v_k,
+            case when v_f.maker_side = 'buy' then v_f.shares else -v_short end,
+            case v_f.maker_side when 'buy' then v_f.maker_amount + v_f.maker_fee
+                                else -(v_f.maker_amount - v_f.maker_fee) end)
+    on conflict (user_id, market_id, outcome) do update
+       set shares = p.shares + excluded.shares, cost_basis = p.cost_basis + excluded.cost_basis;
+    update bj.orders o
+       set filled = o.filled + v_f.shares,
+           locked_shares = o.locked_shares - v_from_escrow,
+           locked_cash = o.locked_cash - case v_f.maker_side when 'buy' then v_f.maker_amount + v_f.maker_fee
+                                                             else v_short end
+     where o.id = v_o.id returning * into v_o;
+    if v_o.remaining = 0 then
+      perform bj.close_order(p_journal, v_o, 'filled', null);
+    end if;
+    if not v_o.user_id = any (v_makers) then
+      v_makers := v_makers || v_o.user_id;
+    end if;
+  end loop;
+
+  -- each maker's collateral: the worst payout of their shorts in this market now
+  foreach v_m in array v_makers loop
+    select greatest(0, -least(0, min(p.shares))), coalesce((select c.amount from bj.collateral c
+             where c.user_id = v_m and c.market_id = p_market.id), 0)
+      into v_req, v_locked
+      from bj.positions p where p.user_id = v_m and p.market_id = p_market.id;
+    continue when v_req = v_locked;
+    perform bj.post(p_journal, 'collateral', 'coin', bj.cash_account(v_m),
+                    bj.collateral_account(v_m, p_market.id), v_req - v_locked, v_m, p_market.id);
+    update bj.users u set balance = u.balance - (v_req - v_locked) where u.id = v_m;
+    insert into bj.collateral as c (user_id, market_id, amount) values (v_m, p_market.id, v_req)
+    on conflict (user_id, market_id) do update set amount = excluded.amount;
+  end loop;
+  return v_first;
+end $$;
+
 -- The terms of a trade in the market's current state, as a receipt-shaped quote: the plan
 -- api.trade would execute, to the last digit.
+drop function if exists bj.quote(text, text, text, numeric, numeric);
 create or replace function bj.quote(p_market text, p_outcome text, p_side text, p_shares numeric,
-                                    p_spend numeric) returns jsonb
+                                    p_spend numeric, p_user bigint default null) returns jsonb
 language plpgsql stable as $$
 declare
   v_market bj.markets := bj.find_market(p_market);
@@ -298,7 +622,10 @@ declare
   v_plan bj.take_plan;
 begin
   perform bj.require_open(v_market);
-  v_plan := bj.plan_fills(v_market, v_j, p_side, p_shares, p_spend);
+  v_plan := bj.plan_fills(v_market, v_j, p_side, p_shares, p_spend, null, p_user);
+  if v_plan.shares = 0 then
+    perform bj.raise('BJ016', format('%s %s has no liquidity to %s against', v_market.code, p_outcome, p_side));
+  end if;
   return jsonb_build_object(
     'market', v_market.code, 'outcome', p_outcome, 'side', p_side,
     'shares', v_plan.shares::numeric(24, 6), 'amount', v_plan.amount::numeric(24, 6),
@@ -323,6 +650,7 @@ declare
   v_plan bj.take_plan;
   v_account bj.take_account;
   v_posted record;
+  v_journal bigint;
   v_now timestamptz;
   v_cooldown numeric;
   v_receipt jsonb;
@@ -348,16 +676,21 @@ begin
   end if;
   v_j := bj.outcome_index(v_market, p_outcome);
   perform bj.require_open(v_market);
-  v_plan := bj.plan_fills(v_market, v_j, p_side, p_shares, p_spend);
+  v_plan := bj.plan_fills(v_market, v_j, p_side, p_shares, p_spend, null, p_user);
+  if v_plan.shares = 0 then
+    perform bj.raise('BJ016', format('%s %s has no liquidity to %s against', v_market.code, p_outcome, p_side));
+  end if;
 
   -- check: the trader's row, cooldown, the slippage bounds and the account
   v_now := clock_timestamp();
   v_account := bj.check_take(v_market, p_user, v_j, p_side, v_plan, v_cooldown, v_now,
                              p_max_total, p_min_total);
 
-  -- post
-  v_posted := bj.post_fills(nextval('bj.journal_seq'), v_market, p_user, v_j, p_side, v_plan,
-                            v_account, p_root, p_order, v_now, p_cascade);
+  -- post (and cancel the trader's own resting orders the trade met)
+  v_journal := nextval('bj.journal_seq');
+  perform bj.cancel_met(v_journal, v_plan, 'a trade');
+  v_posted := bj.post_fills(v_journal, v_market, p_user, v_j, p_side, v_plan, v_account, p_root,
+                            p_order, v_now, p_cascade);
 
   -- answer; a root trade that crosses conditional orders fires them first
   v_receipt := jsonb_build_object(

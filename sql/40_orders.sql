@@ -1,4 +1,5 @@
--- Conditional orders: stop-loss and take-profit, fired inside the trade that crosses them.
+-- Conditional orders: stop-loss and take-profit, fired inside the trade that crosses them, as a
+-- market order through the router (or, a stop-limit, as the limit order it names).
 -- A stop-loss on a long fires when the price falls to or below its trigger, on a short when it
 -- rises to or above it; a take-profit is the mirror image. Firing sells (long) or buys (short)
 -- up to the order's shares, never more than the position then held.
@@ -9,13 +10,19 @@
 -- Invariant kept here: an order fires at most once; a fired order that cannot execute is
 -- cancelled with its reason and never aborts the root trade.
 
--- Place an order on a position the trader holds.
-create or replace function bj.place_order(p_user bigint, p_market text, p_outcome text,
-                                          p_kind text, p_shares numeric, p_trigger numeric)
+-- Place a conditional order on a position the trader holds: it protects the position as it
+-- is (a long or a short), and fires on the price of the market (its market maker's, or where a
+-- book market last traded). p_side, if given, must be the side that closes the position.
+-- p_limit_price makes it a stop-limit: fired, it is a limit order at that price (resting for
+-- what it cannot fill at once) rather than a market order.
+drop function if exists bj.place_order(bigint, text, text, text, numeric, numeric);
+create or replace function bj.place_conditional(
+  p_user bigint, p_market text, p_outcome text, p_side text, p_kind text, p_shares numeric,
+  p_trigger numeric, p_limit_price numeric, p_client_order_id text)
 returns jsonb
 language plpgsql as $$
 declare
-  v_market bj.markets := bj.find_market(p_market);
+  v_market bj.markets := bj.lock_market(p_market);
   v_j int := bj.outcome_index(v_market, p_outcome);
   v_position numeric;
   v_direction text;
@@ -23,17 +30,15 @@ declare
   v_crossed boolean;
   v_order bj.orders;
 begin
-  if p_kind is null or p_kind not in ('stop_loss', 'take_profit') then
-    perform bj.raise('BJ021', 'kind must be stop_loss or take_profit');
-  end if;
   if p_shares is null or p_shares <= 0 or p_shares > 1000000000 or p_shares <> round(p_shares, 6) then
     perform bj.raise('BJ020', 'shares must be positive, at most 1e9, with at most 6 decimals');
   end if;
   if p_trigger is null or p_trigger <= 0 or p_trigger >= 1 or p_trigger <> round(p_trigger, 9) then
     perform bj.raise('BJ021', 'trigger_price must lie strictly between 0 and 1, with at most 9 decimals');
   end if;
-  if bj.market_status(v_market) <> 'open' then
-    perform bj.raise('BJ002', format('%s is %s', v_market.code, bj.market_status(v_market)));
+  perform bj.require_open(v_market);
+  if p_limit_price is not null then
+    perform bj.check_price(v_market, p_limit_price, 'limit_price');
   end if;
   select p.shares into v_position from bj.positions p
    where p.user_id = p_user and p.market_id = v_market.id and p.outcome = v_j;
@@ -41,46 +46,22 @@ begin
     perform bj.raise('BJ005', format('no position in %s %s to protect', p_market, p_outcome));
   end if;
   v_direction := case when v_position > 0 then 'long' else 'short' end;
+  if p_side is not null and p_side <> (case v_direction when 'long' then 'sell' else 'buy' end) then
+    perform bj.raise('BJ021', format('a %s on a %s closes it by %s', p_kind, v_direction,
+                                     case v_direction when 'long' then 'selling' else 'buying' end));
+  end if;
   v_price := (bj.display_prices(bj.market_prices(v_market)))[v_j];
   v_crossed := case when (p_kind = 'stop_loss') = (v_direction = 'long') then v_price <= p_trigger
                     else v_price >= p_trigger end;
   if v_crossed then
     perform bj.raise('BJ021', format('the price %s has already crossed %s: trade instead', v_price, p_trigger));
   end if;
-  insert into bj.orders (user_id, market_id, outcome, kind, direction, side, shares, trigger_price)
+  insert into bj.orders (user_id, market_id, outcome, kind, direction, side, shares, trigger_price,
+                         price, client_order_id)
   values (p_user, v_market.id, v_j, p_kind, v_direction,
-          case v_direction when 'long' then 'sell' else 'buy' end, p_shares, p_trigger)
+          case v_direction when 'long' then 'sell' else 'buy' end, p_shares, p_trigger, p_limit_price,
+          p_client_order_id)
   returning * into v_order;
-  return bj.order_json(v_order);
-end $$;
-
-create or replace function bj.order_json(p_order bj.orders) returns jsonb
-language sql stable
-begin atomic
-  select jsonb_build_object('order_id', p_order.id, 'market', m.code,
-           'outcome', m.outcomes[p_order.outcome], 'kind', p_order.kind,
-           'direction', p_order.direction, 'shares', p_order.shares,
-           'trigger_price', p_order.trigger_price, 'status', p_order.status,
-           'reason', p_order.reason, 'trade_id', p_order.trade_id,
-           'created_at', p_order.created_at)
-    from bj.markets m where m.id = p_order.market_id;
-end;
-
--- Cancel an open order of the trader's own.
-create or replace function bj.cancel_order(p_user bigint, p_order bigint) returns jsonb
-language plpgsql as $$
-declare
-  v_order bj.orders;
-begin
-  select * into v_order from bj.orders o where o.id = p_order and o.user_id = p_user for update;
-  if not found then
-    perform bj.raise('BJ012', format('order %s', p_order));
-  end if;
-  if v_order.status <> 'open' then
-    perform bj.raise('BJ007', format('order %s is %s', p_order, v_order.status));
-  end if;
-  update bj.orders o set status = 'cancelled', reason = 'cancelled by the trader', done_at = clock_timestamp()
-   where o.id = p_order returning * into v_order;
   return bj.order_json(v_order);
 end $$;
 
@@ -113,11 +94,13 @@ begin
       cross join lateral (
         (select o.* from bj.orders o
           where o.market_id = m.id and o.outcome = pr.i and o.status = 'open' and o.falls
+            and o.trigger_price is not null
             and o.trigger_price >= pr.price::numeric and o.id <> all (v_busy)
           order by o.trigger_price desc, o.id limit 1)
         union all
         (select o.* from bj.orders o
           where o.market_id = m.id and o.outcome = pr.i and o.status = 'open' and not o.falls
+            and o.trigger_price is not null
             and o.trigger_price <= pr.price::numeric and o.id <> all (v_busy)
           order by o.trigger_price, o.id limit 1)) o
      where m.code = p_market
@@ -141,30 +124,53 @@ begin
       v_position := coalesce(v_position, 0);
       if v_order.direction = 'long' and v_position <= 0 or v_order.direction = 'short' and v_position >= 0 then
         update bj.orders o set status = 'cancelled', reason = 'the position is closed',
-                               done_at = clock_timestamp() where o.id = v_order.id;
+                               cancelled = o.shares - o.filled, done_at = clock_timestamp()
+         where o.id = v_order.id;
         continue;
       end if;
       select * into v_market from bj.markets m where m.id = v_order.market_id;
-      v_receipt := bj.execute_trade(v_order.user_id, p_market, v_market.outcomes[v_order.outcome],
-        case v_order.direction when 'long' then 'sell' else 'buy' end,
-        least(v_order.shares, abs(v_position)), null, null, null, p_root, v_order.id);
-      update bj.orders o set status = 'filled', trade_id = (v_receipt ->> 'trade_id')::bigint,
-                             done_at = clock_timestamp() where o.id = v_order.id;
-      v_fired := v_fired || jsonb_build_array(bj.fired_json(v_receipt));
-      v_prices := v_receipt -> 'prices_after';
+      if v_order.price is null then
+        -- a stop: a market order through the router, for what the position still holds
+        v_receipt := bj.execute_trade(v_order.user_id, p_market, v_market.outcomes[v_order.outcome],
+          v_order.side, least(v_order.shares, abs(v_position)), null, null, null, p_root, v_order.id);
+        update bj.orders o set status = 'filled', trade_id = (v_receipt ->> 'trade_id')::bigint,
+                               filled = (v_receipt ->> 'shares')::numeric,
+                               cancelled = o.shares - (v_receipt ->> 'shares')::numeric,
+                               done_at = clock_timestamp() where o.id = v_order.id;
+        v_fired := v_fired || jsonb_build_array(bj.fired_json(v_receipt));
+        v_prices := v_receipt -> 'prices_after';
+      else
+        -- a stop-limit: the limit order it names, for what the position still holds
+        update bj.orders o set cancelled = o.shares - least(o.shares, abs(v_position))
+         where o.id = v_order.id;
+        v_order := bj.submit_order(v_order.user_id, v_market, v_order.outcome, v_order.side, 'limit',
+                                   least(v_order.shares, abs(v_position)), v_order.price, 'gtc', null,
+                                   false, 'persist', v_order.client_order_id, 'cancel_resting',
+                                   v_order.request, null, p_root, p_existing => v_order.id);
+        update bj.orders o set trade_id = (select min(t.id) from bj.trades t where t.order_id = o.id)
+         where o.id = v_order.id returning * into v_order;
+        select * into v_market from bj.markets m where m.id = v_order.market_id;
+        v_fired := v_fired || jsonb_build_array(jsonb_build_object('order_id', v_order.id,
+          'trade_id', v_order.trade_id, 'market', v_market.code, 'outcome', v_market.outcomes[v_order.outcome],
+          'side', v_order.side, 'shares', v_order.filled, 'limit_price', v_order.price,
+          'price_after', (bj.display_prices(bj.market_prices(v_market)))[v_order.outcome]));
+        v_prices := to_jsonb(bj.display_prices(bj.market_prices(v_market)));
+      end if;
     exception
       when lock_not_available then
         v_busy := v_busy || v_order.id;
       when others then
         get stacked diagnostics v_detail = pg_exception_detail;
         update bj.orders o set status = 'cancelled', reason = sqlerrm || coalesce(': ' || nullif(v_detail, ''), ''),
-                               done_at = clock_timestamp() where o.id = v_order.id;
+                               cancelled = o.shares - o.filled, done_at = clock_timestamp()
+         where o.id = v_order.id;
     end;
   end loop;
   return v_fired;
 end $$;
 
--- A trader's account: balance, locked collateral, positions marked to market, open orders.
+-- A trader's account: balance, locked collateral, escrow of resting orders, positions marked to
+-- market (the shares held; those a resting sell escrows are its order's), open orders.
 -- cost_basis is the net cash put into the position (paid on buys, less received on sales);
 -- value is the position at the current price (zero once the market is settled).
 create or replace function bj.account_json(p_user bigint) returns jsonb
@@ -173,6 +179,8 @@ begin atomic
   select jsonb_build_object(
     'user_id', u.id, 'username', u.username, 'balance', u.balance,
     'locked', (select coalesce(sum(c.amount), 0) from bj.collateral c where c.user_id = u.id),
+    'escrow', (select coalesce(sum(o.locked_cash), 0) from bj.orders o
+                where o.user_id = u.id and o.status = 'open'),
     'positions', coalesce((
       select jsonb_agg(jsonb_build_object('market', m.code, 'outcome', m.outcomes[p.outcome],
                'shares', p.shares, 'cost_basis', p.cost_basis,

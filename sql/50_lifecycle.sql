@@ -97,6 +97,58 @@ begin
 end $$;
 grant execute on function admin.create_market(text, text, text[], numeric, numeric, timestamptz, text, numeric, numeric) to service_role;
 
+-- Cancel a market's open orders (resting ones give back what they lock, conditional ones just
+-- end): all of them, or only those of one trader, or only resting ones placed to lapse. The
+-- market's row is locked by the caller; the traders' rows are locked here, in id order.
+create or replace function bj.cancel_orders_of(p_market bj.markets, p_reason text,
+                                               p_user bigint default null, p_lapse_only boolean default false)
+returns int
+language plpgsql as $$
+declare
+  v_journal bigint := nextval('bj.journal_seq');
+  v_order bj.orders;
+  v_count int := 0;
+begin
+  perform 1 from bj.users u
+   where u.id in (select o.user_id from bj.orders o
+                   where o.market_id = p_market.id and o.status = 'open'
+                     and (p_user is null or o.user_id = p_user))
+   order by u.id for update;
+  for v_order in select * from bj.orders o
+                  where o.market_id = p_market.id and o.status = 'open'
+                    and (p_user is null or o.user_id = p_user)
+                    and (not p_lapse_only or o.kind = 'limit' and o.persistence = 'lapse')
+                  order by o.id for update loop
+    perform bj.close_order(v_journal, v_order, 'cancelled', p_reason);
+    v_count := v_count + 1;
+  end loop;
+  return v_count;
+end $$;
+
+-- Move a market in play (or back to pre-play): going in play cancels every resting order
+-- placed with persistence 'lapse' and keeps the 'persist' ones.
+create or replace function admin.set_phase(code text, phase text) returns jsonb
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_market bj.markets := bj.lock_market(set_phase.code);
+  v_lapsed int := 0;
+begin
+  if set_phase.phase is null or set_phase.phase not in ('pre', 'in_play') then
+    perform bj.raise('BJ021', 'phase must be pre or in_play');
+  end if;
+  if v_market.status <> 'open' then
+    perform bj.raise('BJ008', format('%s is %s', v_market.code, v_market.status));
+  end if;
+  if set_phase.phase = 'in_play' and v_market.phase <> 'in_play' then
+    v_lapsed := bj.cancel_orders_of(v_market, 'lapsed: the market went in play', p_lapse_only => true);
+  end if;
+  update bj.markets m set phase = set_phase.phase, version = m.version + 1,
+                          changed_xid = pg_current_xact_id()
+   where m.id = v_market.id returning * into v_market;
+  return bj.market_json(v_market) || jsonb_build_object('lapsed', v_lapsed);
+end $$;
+grant execute on function admin.set_phase(text, text) to service_role;
+
 -- Stop trading in a market ahead of its resolution.
 create or replace function admin.close_market(code text) returns jsonb
 language plpgsql security definer set search_path = '' as $$
@@ -110,6 +162,7 @@ begin
   if v_market.status <> 'open' then
     perform bj.raise('BJ008', format('%s is %s', v_market.code, v_market.status));
   end if;
+  perform bj.cancel_orders_of(v_market, 'the market was closed');
   update bj.markets m set status = 'closed', closed_at = clock_timestamp(), version = m.version + 1,
                          changed_xid = pg_current_xact_id()
    where m.id = v_market.id returning * into v_market;
@@ -174,8 +227,9 @@ begin
 end $$;
 grant execute on function admin.preview_resolution(text, jsonb) to service_role;
 
--- Retire every share of a settled market back to the market maker and cancel its orders.
--- (Collateral is released, posted and zeroed by the settlement that pays it out.)
+-- Retire every share of a settled market back to the market maker. (Its orders are cancelled
+-- before settlement, bj.cancel_orders_of; collateral is released, posted and zeroed by the
+-- settlement that pays it out.)
 create or replace function bj.retire_market(p_market bj.markets, p_journal bigint, p_reason text)
 returns void
 language plpgsql as $$
@@ -188,8 +242,6 @@ begin
                     bj.maker_account(p_market.id, v_pos.outcome), v_pos.shares, v_pos.user_id, p_market.id);
   end loop;
   update bj.positions p set shares = 0 where p.market_id = p_market.id and p.shares <> 0;
-  update bj.orders o set status = 'cancelled', reason = p_reason, done_at = clock_timestamp()
-   where o.market_id = p_market.id and o.status = 'open';
 end $$;
 
 -- Lock a market that is still to be settled, or fail: unknown (BJ010) or already settled (BJ008).
@@ -222,6 +274,7 @@ declare
 begin
   v_market := bj.lock_unsettled(resolve_market_split.code);
   v_w := bj.payout_vector(v_market, resolve_market_split.payouts);
+  perform bj.cancel_orders_of(v_market, 'the market was resolved');
   v_pool := v_market.pool;
   for v_s in select * from bj.settlement(v_market.id, v_w) s order by s.user_id loop
     perform 1 from bj.users u where u.id = v_s.user_id for update;
@@ -264,10 +317,12 @@ end;
 grant execute on function admin.resolve_market(text, text) to service_role;
 
 -- Void a market: every trader's wealth becomes what it would be had they never traded in it,
--- fees included. Where taking back a profit would push a balance below zero, the balance
--- stops at zero and the house carries the shortfall, recorded in bj.void_shortfalls.
--- What a wiped account would get back or owe is the _burned account's, which holds what the
--- wiped account held (its shares and collateral) and settles in its place.
+-- fees included: each gets back what their trades in it cost, less what they received. The
+-- money is the market's: the fees it collected (rounding included) come back to its pool, which
+-- pays every refund; what remains (the subsidy) returns to the house. Where taking back a
+-- profit would push a balance below zero, the balance stops at zero and the house carries the
+-- shortfall, recorded in bj.void_shortfalls. Resting orders are cancelled first. What a wiped
+-- account would get back or owe is the _burned account's, which holds what it held.
 create or replace function admin.void_market(code text) returns jsonb
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -279,18 +334,24 @@ declare
   v_shortfall numeric;
   v_total_shortfall numeric := 0;
   v_pool numeric;
+  v_fees numeric;
 begin
   v_market := bj.lock_unsettled(void_market.code);
-  v_pool := v_market.pool;
+  perform bj.cancel_orders_of(v_market, 'the market was voided');
+  v_fees := coalesce((select sum(case when l.debit = 'fees' then l.amount else -l.amount end)
+                        from bj.ledger l where l.market_id = v_market.id and l.asset = 'coin'
+                         and 'fees' in (l.debit, l.credit)), 0);
+  perform bj.post(v_journal, 'void', 'coin', 'fees', bj.pool_account(v_market.id), v_fees, null, v_market.id);
+  v_pool := v_market.pool + v_fees;
   for v_u in
-    select s.user_id, sum(s.amount) as amount, sum(s.fee) as fee, sum(s.collateral) as collateral
+    select s.user_id, sum(s.refund) as refund, sum(s.collateral) as collateral
       from (select case when u.disabled_at is null or v_burn is null then u.id else v_burn end as user_id,
-                   r.amount, r.fee, r.collateral
-              from (select t.user_id, case t.side when 'buy' then t.amount else -t.amount end as amount,
-                           t.fee, 0 as collateral
+                   r.refund, r.collateral
+              from (select t.user_id, case t.side when 'buy' then t.total else -t.total end as refund,
+                           0 as collateral
                       from bj.trades t where t.market_id = v_market.id
                     union all
-                    select c.user_id, 0, 0, c.amount
+                    select c.user_id, 0, c.amount
                       from bj.collateral c where c.market_id = v_market.id and c.amount <> 0) r
               join bj.users u on u.id = r.user_id) s
      group by s.user_id order by s.user_id
@@ -301,11 +362,9 @@ begin
     update bj.collateral c set amount = 0
      where c.user_id = v_u.user_id and c.market_id = v_market.id and c.amount <> 0;
     perform bj.post(v_journal, 'void', 'coin', bj.pool_account(v_market.id),
-                    bj.cash_account(v_u.user_id), v_u.amount, v_u.user_id, v_market.id);
-    perform bj.post(v_journal, 'void', 'coin', 'fees', bj.cash_account(v_u.user_id), v_u.fee,
-                    v_u.user_id, v_market.id);
-    v_pool := v_pool - v_u.amount;
-    v_balance := v_balance + v_u.collateral + v_u.amount + v_u.fee;
+                    bj.cash_account(v_u.user_id), v_u.refund, v_u.user_id, v_market.id);
+    v_pool := v_pool - v_u.refund;
+    v_balance := v_balance + v_u.collateral + v_u.refund;
     v_shortfall := greatest(0, -v_balance);
     if v_shortfall > 0 then
       perform bj.post(v_journal, 'shortfall', 'coin', 'house', bj.cash_account(v_u.user_id),

@@ -278,6 +278,7 @@ declare
   v_burn bigint := bj.burn_user();
   v_journal bigint := nextval('bj.journal_seq');
   v_user bj.users;
+  v_market bj.markets;
   v_pos bj.positions;
   v_coll bj.collateral;
   v_positions int;
@@ -301,13 +302,25 @@ begin
                    where u.username = any (wipe_users.usernames) and p.shares <> 0
                   union
                   select c.market_id from bj.collateral c join bj.users u on u.id = c.user_id
-                   where u.username = any (wipe_users.usernames) and c.amount <> 0)
+                   where u.username = any (wipe_users.usernames) and c.amount <> 0
+                  union
+                  select o.market_id from bj.orders o join bj.users u on u.id = o.user_id
+                   where u.username = any (wipe_users.usernames) and o.status = 'open')
    order by m.id for update;
   perform 1 from bj.users u where u.username = any (wipe_users.usernames) or u.id = v_burn
    order by u.id for update;
 
   for v_user in select * from bj.users u where u.username = any (wipe_users.usernames)
                    and u.id <> v_burn order by u.id loop
+    -- their orders first: what resting ones lock comes back, to be burned with the rest
+    v_orders := 0;
+    for v_market in select * from bj.markets m
+                     where m.id in (select o.market_id from bj.orders o
+                                     where o.user_id = v_user.id and o.status = 'open')
+                     order by m.id loop
+      v_orders := v_orders + bj.cancel_orders_of(v_market, 'the account was wiped', v_user.id);
+    end loop;
+    select * into v_user from bj.users u where u.id = v_user.id;
     v_positions := 0;
     for v_pos in select * from bj.positions p where p.user_id = v_user.id and p.shares <> 0 loop
       perform bj.post(v_journal, 'burn', bj.share_asset(v_pos.market_id, v_pos.outcome),
@@ -331,9 +344,6 @@ begin
     end loop;
     perform bj.post(v_journal, 'burn', 'coin', bj.cash_account(v_user.id), 'burn', v_user.balance, v_user.id);
     update bj.users u set balance = 0, disabled_at = coalesce(u.disabled_at, clock_timestamp()) where u.id = v_user.id;
-    update bj.orders o set status = 'cancelled', reason = 'the account was wiped', done_at = clock_timestamp()
-     where o.user_id = v_user.id and o.status = 'open';
-    get diagnostics v_orders = row_count;
     username := v_user.username;
     cash_burned := v_user.balance;
     positions_burned := v_positions;

@@ -55,7 +55,7 @@ create or replace function api.quote(market text, outcome text, side text, share
                                      spend numeric default null) returns jsonb
 language plpgsql stable security definer set search_path = '' as $$
 begin
-  return bj.quote(quote.market, quote.outcome, quote.side, quote.shares, quote.spend);
+  return bj.quote(quote.market, quote.outcome, quote.side, quote.shares, quote.spend, auth.uid());
 end $$;
 grant execute on function api.quote(text, text, text, numeric, numeric) to anon, authenticated;
 comment on function api.quote(text, text, text, numeric, numeric) is
@@ -90,25 +90,82 @@ grant execute on function api.trade(text, text, text, numeric, numeric, numeric,
 comment on function api.trade(text, text, text, numeric, numeric, numeric, numeric, text) is
   'Buy or sell shares of an outcome at the market maker''s price; selling more than you hold opens a collateralised short. max_total / min_total bound the total (slippage guard); a retried idempotency_key returns the first receipt. The receipt lists the conditional orders the trade fired. Errors: BJ010 (404), BJ011, BJ020, BJ021 (400), BJ001, BJ002, BJ003, BJ004, BJ005, BJ006 (409), BJ030 (429).';
 
-create or replace function api.place_order(market text, outcome text, kind text, shares numeric,
-                                           trigger_price numeric) returns jsonb
+drop function if exists api.place_order(text, text, text, numeric, numeric);
+create or replace function api.place_order(
+  market text, outcome text, side text default null, kind text default 'limit',
+  shares numeric default null, price numeric default null, odds numeric default null,
+  stake numeric default null, time_in_force text default 'gtc', expires_at timestamptz default null,
+  post_only boolean default false, persistence text default 'persist',
+  client_order_id text default null, stp text default 'cancel_resting',
+  trigger_price numeric default null, limit_price numeric default null)
+returns jsonb
 language plpgsql volatile security definer set search_path = '' as $$
 begin
-  return bj.place_order(bj.require_user(), place_order.market, place_order.outcome,
-                        place_order.kind, place_order.shares, place_order.trigger_price);
+  return bj.place_order(bj.require_user(), place_order.market, place_order.outcome, place_order.side,
+    place_order.kind, place_order.shares, place_order.price, place_order.odds, place_order.stake,
+    place_order.time_in_force, place_order.expires_at, place_order.post_only, place_order.persistence,
+    place_order.client_order_id, place_order.stp, place_order.trigger_price, place_order.limit_price,
+    bj.setting('trade_cooldown_ms')::numeric);
 end $$;
-grant execute on function api.place_order(text, text, text, numeric, numeric) to authenticated;
-comment on function api.place_order(text, text, text, numeric, numeric) is
-  'Place a stop_loss or take_profit order on a position you hold; it fires inside the first trade whose price crosses trigger_price. Errors: BJ010 (404), BJ011, BJ020, BJ021 (400), BJ002, BJ005 (409).';
+grant execute on function api.place_order(text, text, text, text, numeric, numeric, numeric, numeric, text, timestamptz, boolean, text, text, text, numeric, numeric) to authenticated;
+comment on function api.place_order(text, text, text, text, numeric, numeric, numeric, numeric, text, timestamptz, boolean, text, text, text, numeric, numeric) is
+  'Place an order. kind limit (side buy or sell, shares, price on the market''s tick; or side back or lay with odds on the ladder and a stake) takes what is marketable at its price or better, from the book or the market maker, then rests (time_in_force gtc, or gtd until expires_at) or is cancelled (ioc; fok fills whole or not at all); post_only refuses to take; stp cancel_resting (the default) cancels your own resting orders it meets, cancel_newest stops this one. kind market takes at any price (ioc or fok). kind stop_loss or take_profit protects a position: fired when the price crosses trigger_price, as a market order or as a limit order at limit_price. A retried client_order_id returns the order; other terms are refused. Errors: BJ010, BJ012 (404), BJ011, BJ020, BJ021 (400), BJ001, BJ002, BJ004, BJ005, BJ014, BJ015 (409), BJ030 (429).';
 
-create or replace function api.cancel_order(order_id bigint) returns jsonb
+create or replace function api.place_orders(orders jsonb) returns jsonb
 language plpgsql volatile security definer set search_path = '' as $$
 begin
-  return bj.cancel_order(bj.require_user(), cancel_order.order_id);
+  return bj.place_orders(bj.require_user(), place_orders.orders);
 end $$;
-grant execute on function api.cancel_order(bigint) to authenticated;
-comment on function api.cancel_order(bigint) is
-  'Cancel one of your open orders. Errors: BJ012 (404), BJ007 (409).';
+grant execute on function api.place_orders(jsonb) to authenticated;
+comment on function api.place_orders(jsonb) is
+  'Place up to 20 orders (objects of place_order''s arguments) in one transaction, each on its own: the answer is one result per order, in order, the order or its error {code, message, details, hint}; a refused order changes nothing and stops nothing. Errors: BJ021 (400).';
+
+drop function if exists api.cancel_order(bigint);
+create or replace function api.cancel_order(order_id bigint default null, client_order_id text default null)
+returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return bj.cancel_order(bj.require_user(), cancel_order.order_id, cancel_order.client_order_id);
+end $$;
+grant execute on function api.cancel_order(bigint, text) to authenticated;
+comment on function api.cancel_order(bigint, text) is
+  'Cancel one of your open orders, by order_id or client_order_id; what it locks comes back. Errors: BJ021 (400), BJ012 (404), BJ007 (409).';
+
+create or replace function api.cancel_orders(market text default null, order_ids bigint[] default null)
+returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return bj.cancel_orders(bj.require_user(), cancel_orders.market, cancel_orders.order_ids);
+end $$;
+grant execute on function api.cancel_orders(text, bigint[]) to authenticated;
+comment on function api.cancel_orders(text, bigint[]) is
+  'Cancel your open orders: all of them, one market''s, or a list of ids (at most 100): {cancelled: [ids]}. Errors: BJ010 (404), BJ021 (400).';
+
+create or replace function api.book(market text, outcome text default null, depth int default 10,
+                                    format text default 'price')
+returns jsonb
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  v_market bj.markets := bj.find_market(book.market);
+begin
+  if book.outcome is not null then
+    perform bj.outcome_index(v_market, book.outcome);
+  end if;
+  return bj.book_json(v_market, book.outcome, book.depth, book.format);
+end $$;
+grant execute on function api.book(text, text, int, text) to anon, authenticated;
+comment on function api.book(text, text, int, text) is
+  'A market''s order book: per outcome, bids and asks by price level {price, shares, orders} (best first, depth levels), the market maker''s shares between its price and each level {from, to, side, shares}, and the book''s sequence number seq; format odds reads them as back and lay offers at ladder odds. Errors: BJ010 (404), BJ011, BJ021 (400).';
+
+create or replace function api.my_orders(market text default null, status text default 'open')
+returns jsonb
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  return bj.my_orders(bj.require_user(), my_orders.market, my_orders.status);
+end $$;
+grant execute on function api.my_orders(text, text) to authenticated;
+comment on function api.my_orders(text, text) is
+  'Your orders, newest first: open ones, or filled, cancelled or all; of one market or every one. Each with its fills. Errors: BJ010 (404), BJ021 (400).';
 
 create or replace function api.my_trades(since bigint default null, max_rows int default 100) returns jsonb
 language plpgsql stable security definer set search_path = '' as $$

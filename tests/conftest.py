@@ -147,7 +147,8 @@ def rpc_sql(conn: psycopg.Connection, user_id: int | None, fn: str, **args) -> d
     query = sql.SQL("select api.{}({}) as r").format(
         sql.Identifier(fn),
         sql.SQL(", ").join(sql.SQL("{} => %s").format(sql.Identifier(k)) for k in args))
-    values = [Jsonb(v) if isinstance(v, dict) else v for v in args.values()]
+    values = [Jsonb(v) if isinstance(v, dict) or isinstance(v, list) and any(isinstance(x, dict) for x in v)
+              else v for v in args.values()]
     with conn.transaction():
         role = "authenticated" if user_id else "anon"
         claims = f'{{"sub": "{user_id}", "role": "authenticated"}}' if user_id else ""

@@ -145,6 +145,21 @@ def privacy_cases(w: World) -> dict[str, list[dict[str, Any]]]:
             {"market": m1, "outcome": "YES", "kind": "limit", "shares": D(1),
              "trigger_price": D("0.5")},
         ],
+        # the book is public: levels by price (shares and a count of orders), never whose
+        "book": [{"market": m1}, {"market": m2}, {"market": m2, "outcome": "RED", "depth": 100},
+                 {"market": m1, "format": "odds"}, {"market": "no_such_m"}],
+        "my_orders": [{}, {"status": "all"}, {"market": m1, "status": "all"},
+                      {"status": "cancelled"}, {"status": "filled"}],
+        "cancel_orders": [{"order_ids": [w.orders["take_profit"], w.orders["stop_loss"]]},
+                          {"market": m2, "order_ids": [w.orders["take_profit"]]}],
+        "place_orders": [
+            {"orders": [{"market": m1, "outcome": "YES", "kind": "stop_loss", "shares": "1",
+                         "trigger_price": "0.2"},
+                        {"market": m2, "outcome": "RED", "side": "buy", "shares": "1",
+                         "price": "0.01"}]},
+            {"orders": [{"market": m1, "outcome": "YES", "side": "buy", "shares": "1",
+                         "price": "0.5", "client_order_id": "a-key"}]},
+        ],
         "trade": [
             *trades_at_a(w).values(),
             {"market": m1, "outcome": "YES", "side": "buy", "shares": D(1), "max_total": D("0.01")},
