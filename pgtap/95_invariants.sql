@@ -3,7 +3,7 @@
 -- the checker must name that one and only that one.
 begin;
 \ir helpers/setup.psql
-select plan(15);
+select plan(21);
 
 -- a state with longs, a short with collateral, fees and two markets
 select tests.market('i1') as i1, tests.market('i2', '{A,B,C}', 50) as i2 \gset
@@ -11,15 +11,28 @@ select tests.user('long') as long, tests.user('short') as short \gset
 select bj.trade(:long, 'i1', 'YES', 'buy', 40, null, null, null, null) \gset
 select bj.trade(:short, 'i1', 'YES', 'sell', 25, null, null, null, null) \gset
 select bj.trade(:long, 'i2', 'B', 'buy', 10, null, null, null, null) \gset
+-- and a book: a book market with a mint and a resting bid and ask, an LMSR market with a bid
+select (admin.create_market('i3', 'i3', pricing => 'book') ->> 'code') as i3_code \gset
+select id as i3 from bj.markets where code = 'i3' \gset
+select (bj.place_order(:long, 'i3', 'YES', 'buy', 'limit', 10, 0.40, null, null, 'gtc', null, false, 'persist',
+                       null, 'cancel_resting', null, null, null) ->> 'order_id')::bigint as bid \gset
+select bj.place_order(:short, 'i3', 'NO', 'buy', 'limit', 3, 0.60, null, null, 'gtc', null, false, 'persist',
+                      null, 'cancel_resting', null, null, null) \gset
+select (bj.place_order(:short, 'i3', 'YES', 'sell', 'limit', 2, 0.70, null, null, 'gtc', null, false, 'persist',
+                       null, 'cancel_resting', null, null, null) ->> 'order_id')::bigint as ask \gset
+select (bj.place_order(:long, 'i1', 'YES', 'buy', 'limit', 5, 0.30, null, null, 'gtc', null, false, 'persist',
+                       null, 'cancel_resting', null, null, null) ->> 'order_id')::bigint as amm_bid \gset
 select is_empty('select * from admin.check_invariants()', 'the state to break holds every invariant');
 
 -- the names the checker can report, read from its definition: a new one without a case here fails
-select is((select array_agg(m[1] order by m[1])
+select is((select array_agg(distinct m[1] order by m[1])
              from regexp_matches(pg_get_functiondef('admin.check_invariants'::regproc), $$SELECT '([a-z ]+)'::text$$, 'g') m),
-          array['balance equals ledger', 'balance is not negative', 'collateral covers shorts', 'collateral equals ledger',
+          array['balance equals ledger', 'balance is not negative', 'book is not crossed',
+                'collateral covers shorts', 'collateral equals ledger', 'escrow equals ledger', 'fill at the resting price',
                 'ledger is guarded', 'ledger position has a row', 'market has a quantity per outcome',
-                'market is solvent', 'market quantity equals ledger', 'pool equals ledger', 'position equals ledger',
-                'trade names its market and trader'],
+                'market is solvent', 'market quantity equals ledger', 'minted pairs equal ledger',
+                'no resting order is marketable against the market maker', 'order fills add up',
+                'pool equals ledger', 'position equals ledger', 'trade names its market and trader'],
           'every invariant the checker reports is broken below');
 
 create function tests.reported() returns text[]
@@ -77,8 +90,33 @@ update bj.markets set q = q || 0::numeric where id = :i1;
 select is(tests.reported(), '{market has a quantity per outcome}', 'a quantity vector longer than the outcomes');
 rollback to savepoint s;
 
-update bj.trades set user_id = -1 where id = (select max(id) from bj.trades);
+update bj.trades set user_id = -1 where id = (select max(id) from bj.trades where order_id is null);
 select is(tests.reported(), '{trade names its market and trader}', 'a trade whose trader does not exist');
+rollback to savepoint s;
+
+update bj.orders set locked_cash = locked_cash + 1 where id = :bid;
+select is(tests.reported(), '{escrow equals ledger}', 'an order whose escrow the ledger does not hold');
+rollback to savepoint s;
+
+update bj.orders set filled = filled + 1 where id = :bid;
+select is(tests.reported(), '{order fills add up}', 'an order filled beyond its trades');
+rollback to savepoint s;
+
+update bj.trades set price = price + 0.01 where role = 'maker' and market_id = :i3;
+select is(tests.reported(), '{fill at the resting price}', 'a fill away from the resting order''s price');
+rollback to savepoint s;
+
+update bj.markets set pairs = pairs - 1 where id = :i3;
+select is(tests.reported(), '{minted pairs equal ledger}', 'pairs the mint accounts did not put out');
+rollback to savepoint s;
+
+update bj.orders set price = 0.30 where id = :ask;
+select is(tests.reported(), '{book is not crossed}', 'an ask below the best bid');
+rollback to savepoint s;
+
+update bj.orders set price = 0.60 where id = :amm_bid;
+select is(tests.reported(), '{no resting order is marketable against the market maker}',
+          'a bid above the market maker''s price');
 rollback to savepoint s;
 
 alter table bj.ledger disable trigger _100_append_only;

@@ -183,11 +183,8 @@ begin
   v_plan.pairs_after := p_market.pairs;
   loop
     exit when v_left is not null and v_left <= 0;
-    -- the best resting order (the book is only read when it holds any)
-    v_c := null;
-    if p_market.resting > 0 then
-      select * into v_c from bj.book_candidate(p_market, p_j, p_side, v_seen) c where c.id is not null;
-    end if;
+    -- the best resting order
+    v_c := bj.book_candidate(p_market, p_j, p_side, v_seen);
     if v_c.id is not null and (v_c.expired or v_c.user_id = p_user) then
       -- met on the way: an expired order is cancelled; so is the taker's own (self-trade
       -- prevention), unless the taker's order is the one to stop
@@ -201,7 +198,7 @@ begin
     end if;
     if v_c.id is not null and p_limit is not null
        and (v_buy and v_c.eff_price > p_limit or not v_buy and v_c.eff_price < p_limit) then
-      v_c := null;  -- beyond the order's limit: as if there were none
+      v_c := bj.book_candidate(p_market, p_j, p_side, null);  -- beyond the limit: as if none
     end if;
     v_p := case when v_maker then (bj.curve_prices(p_market.pricing, v_q, p_market.liquidity))[p_j] end;
     -- the market maker, up to the next resting order's price or the limit

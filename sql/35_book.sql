@@ -77,6 +77,10 @@ language plpgsql stable as $$
 declare
   v_k int := case when cardinality(p_market.outcomes) = 2 then 3 - p_j end;
 begin
+  expired := false;
+  if p_market.resting = 0 or p_skip is null then  -- an empty book (or asked for none)
+    return;
+  end if;
   if p_side = 'buy' then
     select c.id, c.user_id, c.outcome, c.side, c.price, c.remaining, c.filled,
            c.expires_at <= clock_timestamp(), c.how, c.eff
@@ -287,7 +291,8 @@ declare
   v_order bj.orders;
   v_plan bj.take_plan;
   v_account bj.take_account;
-  v_posted record;
+  v_trade bigint;
+  v_crossed boolean := false;
   v_journal bigint := nextval('bj.journal_seq');
   v_fired jsonb;
 begin
@@ -315,8 +320,9 @@ begin
                              null, null);
   perform bj.cancel_met(v_journal, v_plan, 'order ' || v_order.id);
   if v_plan.shares > 0 then
-    v_posted := bj.post_fills(v_journal, p_market, p_user, p_j, p_side, v_plan, v_account,
-                              p_root, v_order.id, clock_timestamp(), p_root is null);
+    select p.trade_id, p.crossed into v_trade, v_crossed
+      from bj.post_fills(v_journal, p_market, p_user, p_j, p_side, v_plan, v_account,
+                         p_root, v_order.id, clock_timestamp(), p_root is null) p;
   end if;
   update bj.orders o set filled = v_plan.shares where o.id = v_order.id returning * into v_order;
 
@@ -334,8 +340,8 @@ begin
   end if;
 
   -- a root order whose fills cross conditional orders fires them
-  if v_posted.crossed then
-    v_fired := bj.run_cascade(v_posted.trade_id, p_market.code, to_jsonb(v_plan.prices_after));
+  if v_crossed then
+    v_fired := bj.run_cascade(v_trade, p_market.code, to_jsonb(v_plan.prices_after));
   end if;
   return v_order;
 end $$;

@@ -51,17 +51,98 @@ begin atomic
       from bj.markets m left join bal b on b.asset = 'coin' and b.account = bj.pool_account(m.id)
      where m.pool <> coalesce(b.balance, 0)
     union all
+    -- (a settled market's shares all came back to the maker, the minted pairs' too)
     select 'market quantity equals ledger', format('%s/%s', m.code, m.outcomes[o.i]),
-           case when m.status in ('resolved', 'voided') then 0 else o.q end,
+           case when m.status in ('resolved', 'voided') then -m.pairs else o.q end,
            -coalesce(b.balance, 0)
       from bj.markets m
       cross join lateral unnest(m.q) with ordinality o(q, i)
       left join bal b on b.account = bj.maker_account(m.id, o.i::int)
-     where -coalesce(b.balance, 0) <> case when m.status in ('resolved', 'voided') then 0 else o.q end
+     where -coalesce(b.balance, 0) <> case when m.status in ('resolved', 'voided') then -m.pairs else o.q end
     union all
-    select 'market is solvent', m.code, (select max(x) from unnest(m.q) x), m.pool
+    -- the pairs minted (less those merged) are what the mint accounts put out, per outcome
+    select 'minted pairs equal ledger', format('%s/%s', m.code, m.outcomes[o.i]), m.pairs,
+           -coalesce(b.balance, 0)
       from bj.markets m
-     where m.status in ('open', 'closed') and m.pool < (select max(x) from unnest(m.q) x)
+      cross join generate_series(1, cardinality(m.outcomes)) o(i)
+      left join bal b on b.account = bj.mint_account(m.id, o.i)
+     where -coalesce(b.balance, 0) <> m.pairs
+    union all
+    -- the pool pays whichever outcome wins: the market maker's shares and every minted pair
+    select 'market is solvent', m.code, (select max(x) from unnest(m.q) x) + m.pairs, m.pool
+      from bj.markets m
+     where m.status in ('open', 'closed') and m.pool < (select max(x) from unnest(m.q) x) + m.pairs
+    union all
+    -- every order's escrow is what it says it locks (nothing, once it is closed)
+    select 'escrow equals ledger', format('order %s %s', o.id, x.what), x.locked, coalesce(b.balance, 0)
+      from bj.orders o
+      cross join lateral (values ('coin', 'coins', o.locked_cash),
+                                 (bj.share_asset(o.market_id, o.outcome), 'shares', o.locked_shares)) x(asset, what, locked)
+      left join bal b on b.account = bj.order_account(o.id) and b.asset = x.asset
+     where coalesce(b.balance, 0) <> x.locked
+        or o.status not in ('open', 'pending') and x.locked <> 0
+    union all
+    select 'escrow equals ledger', b.account || ' ' || b.asset, 0, b.balance
+      from bal b
+     where b.account like 'order:%' and b.balance <> 0
+       and not exists (select 1 from bj.orders o where bj.order_account(o.id) = b.account)
+    union all
+    -- an order's fills are its trades; a closed order has nothing left, an open one something
+    select 'order fills add up', 'order ' || o.id, coalesce(t.shares, 0), o.filled
+      from bj.orders o
+      left join lateral (select sum(t.shares) as shares from bj.trades t
+                          where t.order_id = o.id and t.user_id = o.user_id) t on true
+     where o.filled <> coalesce(t.shares, 0)
+        or o.status in ('filled', 'cancelled') and o.remaining <> 0
+        or o.status = 'filled' and o.filled = 0
+        or o.status = 'open' and o.remaining <= 0
+    union all
+    -- every fill against a resting order executed at that order's price (or its complement)
+    select 'fill at the resting price', 'trade ' || t.id, o.price,
+           case t.how when 'direct' then mt.price else 1 - mt.price end
+      from bj.trades t
+      join bj.trades mt on mt.id = t.other_trade_id and mt.role = 'maker'
+      join bj.orders o on o.id = mt.order_id
+     where t.role = 'taker' and (mt.price <> o.price
+            or t.price <> case t.how when 'direct' then o.price else 1 - o.price end)
+    union all
+    -- the book is never crossed: per outcome, the best bid below the best ask, and in a binary
+    -- market the two outcomes' best bids below 1 and best asks above it together
+    select 'book is not crossed', format('%s/%s', m.code, m.outcomes[b.outcome]), b.ask, b.bid
+      from bj.markets m
+      join lateral (select o.outcome, max(o.price) filter (where o.side = 'buy') as bid,
+                           min(o.price) filter (where o.side = 'sell') as ask
+                      from bj.orders o
+                     where o.market_id = m.id and o.status = 'open' and o.kind = 'limit'
+                     group by o.outcome) b on true
+     where b.bid >= b.ask
+    union all
+    select 'book is not crossed', m.code || ' (the two outcomes together)', 1, x.total
+      from bj.markets m
+      join lateral (select side, sum(best) as total, count(*) as n
+                      from (select o.side, o.outcome,
+                                   case o.side when 'buy' then max(o.price) else min(o.price) end as best
+                              from bj.orders o
+                             where o.market_id = m.id and o.status = 'open' and o.kind = 'limit'
+                             group by o.side, o.outcome) s
+                     group by side) x on true
+     where cardinality(m.outcomes) = 2 and x.n = 2
+       and (x.side = 'buy' and x.total >= 1 or x.side = 'sell' and x.total <= 1)
+    union all
+    -- and no resting order is marketable against the market maker: a millionth of a share more
+    -- from it would cost more than a bid pays (or bring less than an ask asks)
+    select 'no resting order is marketable against the market maker', 'order ' || o.id, o.price,
+           (bj.curve_prices(m.pricing, x.q, m.liquidity))[o.outcome]
+      from bj.orders o
+      join bj.markets m on m.id = o.market_id
+      join bj.pricing_models pm on pm.name = m.pricing and pm.market_maker
+      cross join lateral (select array_agg(case when i = o.outcome
+                                                then q + case o.side when 'buy' then 0.000001 else -0.000001 end
+                                                else q end order by i) as q
+                            from unnest(m.q) with ordinality u(q, i)) x
+     where o.status = 'open' and o.kind = 'limit' and m.status = 'open'
+       and case o.side when 'buy' then (bj.curve_prices(m.pricing, x.q, m.liquidity))[o.outcome] <= o.price
+                       else (bj.curve_prices(m.pricing, x.q, m.liquidity))[o.outcome] >= o.price end
     union all
     -- every trade names a market and a trader that exist (no foreign key checks it on the hot path)
     select 'trade names its market and trader', 'trade ' || t.id, 1, 0
