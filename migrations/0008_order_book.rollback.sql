@@ -2,6 +2,8 @@ set role betjee_owner;
 
 -- what sql/ built on the new columns goes (a migrate re-creates it)
 drop function if exists bj.market_prices(bj.markets) cascade;
+drop function if exists admin.check_invariants() cascade;
+drop function if exists bj.account_json(bigint) cascade;
 drop function if exists bj.market_status_at(bj.markets, timestamptz) cascade;
 drop function if exists bj.market_json_at(bj.markets, timestamptz) cascade;
 drop function if exists bj.order_json(bj.orders) cascade;
