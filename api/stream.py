@@ -30,6 +30,7 @@ DURABLE = "select pg_logical_emit_message(true, 'betjee.stream', current_databas
 QUEUE_SIZE = 256
 HEARTBEAT_S = 15.0
 RETRY_S = 0.5  # between attempts to reach the database while it is away
+SWEEP_S = 1.0  # between closings of expired orders (admin.expire_orders)
 
 
 class Broadcaster:
@@ -71,6 +72,8 @@ class Broadcaster:
             if lost:
                 log.warning("stream connection back")
                 self.on_reconnect()
+            loop = asyncio.get_running_loop()
+            next_sweep = loop.time()
             while True:
                 notified = False
                 async for _ in conn.notifies(timeout=self.interval, stop_after=1):
@@ -78,7 +81,20 @@ class Broadcaster:
                 if notified:  # a migration: the catalog, and the right to confirm, may change
                     self.confirm = (await (await conn.execute(CAN_CONFIRM)).fetchone())[0]
                     await self.on_schema()
+                if loop.time() >= next_sweep:
+                    next_sweep = loop.time() + SWEEP_S
+                    await self._sweep(conn)
                 await self._changes(conn, self.cursor)
+
+    @staticmethod
+    async def _sweep(conn: AsyncConnection) -> None:
+        """Close the orders whose time has come (the rule and its locking are in SQL)."""
+        try:
+            await conn.execute("select admin.expire_orders()")
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled,
+                psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected,
+                psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedFunction) as exc:
+            log.warning("closing expired orders: %s", exc)  # next time, then
 
     async def _changes(self, conn: AsyncConnection, since: str | None) -> str:
         async with conn.transaction():  # read as a visitor; confirm (below) as the login role

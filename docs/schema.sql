@@ -48,6 +48,20 @@ CREATE TYPE bj.take_plan AS (
 	stopped_by_stp boolean
 );
 
+CREATE TABLE bj.book_changes (
+    market_id bigint NOT NULL,
+    seq bigint NOT NULL,
+    outcome smallint NOT NULL,
+    side text NOT NULL,
+    price numeric(12,9) NOT NULL,
+    shares bj.shares6 NOT NULL,
+    orders integer NOT NULL,
+    xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+ALTER TABLE ONLY bj.book_changes FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE bj.collateral (
     user_id bigint NOT NULL,
     market_id bigint NOT NULL,
@@ -316,6 +330,9 @@ CREATE TABLE bj.void_shortfalls (
 
 ALTER TABLE ONLY bj.void_shortfalls FORCE ROW LEVEL SECURITY;
 
+ALTER TABLE ONLY bj.book_changes
+    ADD CONSTRAINT book_changes_pkey PRIMARY KEY (market_id, seq, outcome, side, price);
+
 ALTER TABLE ONLY bj.collateral
     ADD CONSTRAINT collateral_pkey PRIMARY KEY (user_id, market_id);
 
@@ -363,6 +380,10 @@ ALTER TABLE ONLY bj.users
 
 ALTER TABLE ONLY bj.void_shortfalls
     ADD CONSTRAINT void_shortfalls_pkey PRIMARY KEY (market_id, user_id);
+
+CREATE INDEX book_changes_at ON bj.book_changes USING btree (at);
+
+CREATE INDEX book_changes_xid ON bj.book_changes USING btree (xid);
 
 CREATE INDEX collateral_market ON bj.collateral USING btree (market_id);
 
@@ -441,6 +462,8 @@ ALTER TABLE ONLY bj.void_shortfalls
 
 ALTER TABLE ONLY bj.void_shortfalls
     ADD CONSTRAINT void_shortfalls_user_id_fkey FOREIGN KEY (user_id) REFERENCES bj.users(id);
+
+ALTER TABLE bj.book_changes ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE bj.collateral ENABLE ROW LEVEL SECURITY;
 

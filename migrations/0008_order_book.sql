@@ -105,6 +105,26 @@ alter table bj.trades
   add column other_trade_id bigint,
   add column price numeric(12, 9);
 
+-- The book's changes, for streams: each transaction that changes a market's book takes the
+-- next number of its gap-free sequence (markets.book_seq) and records every price level it
+-- changed, as the level is after it (resting shares and orders; 0 and 0: the level is gone).
+create table bj.book_changes (
+  market_id bigint not null,
+  seq bigint not null,
+  outcome smallint not null,
+  side text not null,
+  price numeric(12, 9) not null,
+  shares bj.shares6 not null,
+  orders int not null,
+  xid xid8 not null default pg_current_xact_id(),
+  at timestamptz not null default clock_timestamp(),
+  primary key (market_id, seq, outcome, side, price)
+);
+create index book_changes_xid on bj.book_changes (xid);
+create index book_changes_at on bj.book_changes (at);
+alter table bj.book_changes enable row level security;
+alter table bj.book_changes force row level security;
+
 -- One fill of a taking order against a resting order, as the planner produces it and the
 -- poster writes it. (What a taking order buys from or sells to the market maker is one move of
 -- its curve, kept in the plan itself.)

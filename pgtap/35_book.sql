@@ -4,7 +4,7 @@
 -- maker, phases, batches, expiry, stop-limits; every refusal changes nothing.
 begin;
 \ir helpers/setup.psql
-select plan(96);
+select plan(115);
 
 -- a limit order (the price form), and its id
 create function tests.limit(p_user bigint, p_market text, p_outcome text, p_side text, p_shares numeric,
@@ -135,6 +135,22 @@ select tests.limit(:alice, 'b1', 'YES', 'buy', 1, 0.61, p_stp => 'cancel_newest'
 select is(:'o12'::jsonb ->> 'status', 'cancelled', 'with cancel_newest, the new order stops instead');
 select is((select status from bj.orders where id = tests.id(:'o11')), 'open', 'and the resting one stays');
 
+-- a cancel under self-trade prevention gives its escrow back before the taker's account is
+-- judged and written: a sale that cancels its trader's own bid, then sells to the market maker
+select tests.market('h3') \gset
+select bj.trade(:alice, 'h3', 'YES', 'buy', 10, null, null, null, null) \gset
+select tests.limit(:alice, 'h3', 'YES', 'buy', 5, 0.40) as own_bid \gset
+select tests.balance(:alice) as alice_before \gset
+select tests.limit(:alice, 'h3', 'YES', 'sell', 3, 0.30, 'ioc') as through \gset
+select is((select status || ': ' || reason from bj.orders where id = tests.id(:'own_bid')),
+          'cancelled: self-trade prevention: met by order ' || tests.id(:'through'),
+          'a sale meeting its trader''s own bid cancels it');
+select is(tests.balance(:alice),
+          :alice_before + 2.000000 + (select total::numeric from bj.trades where order_id = tests.id(:'through')),
+          'and the balance is what it was, the bid''s escrow (5 × 0.40) and the sale''s proceeds');
+select is(tests.position(:alice, 'h3', 1), 7::numeric, 'the position 10 less the 3 sold');
+select is_empty($$ select * from admin.check_invariants() $$, 'the caches agree with the ledger');
+
 -- client order ids: a retry is the same order, other terms are refused
 select tests.limit(:dave, 'b1', 'YES', 'buy', 2, 0.30, p_client => 'd-1') as o13 \gset
 select tests.limit(:dave, 'b1', 'YES', 'buy', 2, 0.30, p_client => 'd-1') as o13b \gset
@@ -235,6 +251,45 @@ select is((select kind || ' ' || status from bj.orders where id = tests.id(:'sl'
 select is((select filled::numeric from bj.orders where id = tests.id(:'sl')), 10::numeric,
           'having sold to the market maker down to 0.50 first (q from 50 to 40)');
 select is(jsonb_array_length(:'down'::jsonb -> 'triggered'), 1, 'the trade that crossed it lists it');
+
+-- the book's changes: one number per transaction, each level as it is after it
+select admin.create_market('b3', 'three ways', '{A,B,C}', pricing => 'book') \gset
+select id as b3 from bj.markets where code = 'b3' \gset
+select tests.limit(:alice, 'b3', 'A', 'buy', 10, 0.30) as d1 \gset
+select tests.limit(:bob, 'b3', 'A', 'buy', 5, 0.30) as d2 \gset
+select tests.limit(:bob, 'b3', 'B', 'sell', 4, 0.60) as d3 \gset
+select is((select book_seq from bj.markets where id = :b3), 1::bigint,
+          'a transaction changing a book takes the next number of its sequence, once');
+select results_eq(format('select outcome::int, side, price, shares::numeric, orders from bj.book_changes where market_id = %s order by 1, 2, 3', :b3),
+                  $$values (1, 'buy', 0.3::numeric, 15::numeric, 2), (2, 'sell', 0.6, 4, 1)$$,
+                  'and records each level it changed as the level is after it');
+select is((api.book('b3') ->> 'seq')::bigint, 1::bigint, 'the book reads at that number');
+select is((api.get_market('b3') ->> 'book_seq')::bigint, 1::bigint, 'and so does the market');
+select bj.cancel_order(:bob, tests.id(:'d2')) \gset
+select results_eq(format('select shares::numeric, orders from bj.book_changes where market_id = %s and outcome = 1', :b3),
+                  $$values (10::numeric, 1)$$, 'a cancel records the level it left');
+select tests.limit(:carol, 'b3', 'A', 'sell', 10, 0.30) \gset
+select results_eq(format('select shares::numeric, orders from bj.book_changes where market_id = %s and outcome = 1 and side = ''buy''', :b3),
+                  $$values (0::numeric, 0)$$, 'a fill that empties a level records it gone');
+select is((select seq from bj.book_changes where market_id = :b3 group by seq), 1::bigint,
+          'all under the one number of this transaction');
+
+-- expiry: the sweep closes what is due, gives back its escrow, and records the level gone
+select tests.limit(:dave, 'b3', 'C', 'buy', 20, 0.25, 'gtd', p_expires => now() + interval '1 hour') as due \gset
+select tests.limit(:dave, 'b3', 'C', 'buy', 20, 0.20, 'gtd', p_expires => now() + interval '1 hour') as later \gset
+select tests.balance(:dave) as dave_before \gset
+update bj.orders set expires_at = clock_timestamp() - interval '1 second' where id = tests.id(:'due');
+select ok(not (api.book('b3', 'C') -> 'outcomes' -> 0 -> 'bids') @> '[{"price": 0.25}]',
+          'an expired order is out of the book as clients read it at once');
+select is(admin.expire_orders(), 1, 'the sweep closes the orders whose time has come');
+select is((select status || ': ' || reason from bj.orders where id = tests.id(:'due')), 'cancelled: expired',
+          'as expired');
+select is((select status from bj.orders where id = tests.id(:'later')), 'open', 'and leaves the others');
+select is(tests.balance(:dave), :dave_before + 5.000000, 'giving back the escrow (20 × 0.25)');
+select results_eq(format('select shares::numeric, orders from bj.book_changes where market_id = %s and outcome = 3 and price = 0.25', :b3),
+                  $$values (0::numeric, 0)$$, 'and recording the level gone');
+select is(admin.expire_orders(), 0, 'a second sweep finds nothing');
+select throws_ok($$ select admin.expire_orders(0) $$, 'BJ021', null, 'the sweep''s limit lies between 1 and 100000');
 
 -- closing a market cancels its resting orders and gives back their escrow
 select tests.balance(:alice) + tests.balance(:bob) + tests.balance(:carol) + tests.balance(:dave) as cash_before \gset

@@ -46,6 +46,10 @@ begin atomic
       end,
     'volume', p_market.volume,
     'version', p_market.version,
+    'tick', p_market.tick,
+    'maker_fee_rate', p_market.maker_fee_rate,
+    'phase', p_market.phase,
+    'book_seq', p_market.book_seq,
     'outcomes', (select jsonb_agg(jsonb_build_object('outcome', o.name, 'price', o.price,
                                                      'shares', o.shares) order by o.i)
                    from unnest(p_market.outcomes, bj.display_prices(bj.market_prices(p_market)),
@@ -100,7 +104,7 @@ language plpgsql as $$
 declare
   v_market bj.markets;
 begin
-  select * into v_market from bj.markets m where m.code = p_code for update;
+  select * into v_market from bj.markets m where m.code = p_code for no key update;
   if not found then
     perform bj.raise('BJ010', p_code);
   end if;
@@ -296,6 +300,33 @@ begin
   return v_plan;
 end $$;
 
+-- Lock every trader a plan involves besides the market maker: the makers of its fills, the
+-- owners of the resting orders it cancels (the taker's own, met under self-trade prevention,
+-- and expired ones), and the taker; in id order, all at once, as everywhere. Before the own
+-- cancels are written, and before the taker's account is judged (it counts the escrow they
+-- give back). With p_wait false (a fired order: its transaction holds other traders' rows
+-- already) it never waits: a busy trader raises lock_not_available (55P03).
+create or replace function bj.lock_traders(p_plan bj.take_plan, p_user bigint, p_wait boolean default true)
+returns void
+language plpgsql as $$
+begin
+  if p_plan.fills is null and coalesce(cardinality(p_plan.own_cancels), 0) = 0 then
+    return;
+  elsif p_wait then
+    perform 1 from bj.users u
+     where u.id = any (array(select f.maker_user from unnest(p_plan.fills) f)
+                       || array(select o.user_id from bj.orders o where o.id = any (p_plan.own_cancels))
+                       || p_user)
+     order by u.id for no key update;
+  else
+    perform 1 from bj.users u
+     where u.id = any (array(select f.maker_user from unnest(p_plan.fills) f)
+                       || array(select o.user_id from bj.orders o where o.id = any (p_plan.own_cancels))
+                       || p_user)
+     order by u.id for no key update nowait;
+  end if;
+end $$;
+
 -- Lock the taker's row and judge their account after a plan: the cooldown (p_cooldown_ms,
 -- null for a fired order), the slippage bounds (max_total a buy's, min_total a sale's; a bound
 -- equal to the total is met), the new position in outcome j, the collateral its shorts need (the
@@ -312,13 +343,8 @@ declare
   v_held record;
   v_account bj.take_account;
 begin
-  -- against resting orders, their makers' rows too: every trader involved, in id order
-  if p_plan.fills is not null then
-    perform 1 from bj.users u
-     where u.id = any (array(select f.maker_user from unnest(p_plan.fills) f) || p_user)
-     order by u.id for update;
-  end if;
-  -- the trader's row, locked, with their holdings in this market
+  -- the trader's row, locked (with every other trader involved, by bj.lock_traders, when the
+  -- plan meets resting orders), with their holdings in this market
   select u.balance, u.disabled_at, u.last_trade_at, h.position, h.others,
          coalesce((select c.amount from bj.collateral c
                     where c.user_id = u.id and c.market_id = p_market.id), 0) as locked
@@ -329,7 +355,7 @@ begin
              coalesce(min(p.shares) filter (where p.outcome <> p_j), 0) as others
         from bj.positions p where p.user_id = u.id and p.market_id = p_market.id) h
    where u.id = p_user
-     for update of u;
+     for no key update of u;
   if not found or v_held.disabled_at is not null then
     perform bj.raise('BJ026');
   end if;
@@ -425,8 +451,7 @@ begin
     update bj.markets m
        set q = p_plan.q_after, pool = p_account.pool, volume = m.volume + p_plan.amount,
            pairs = p_plan.pairs_after, version = m.version + 1, changed_xid = pg_current_xact_id(),
-           last_prices = case when p_plan.fills is null then m.last_prices else p_plan.prices_after end,
-           book_seq = m.book_seq + case when p_plan.fills is null then 0 else 1 end
+           last_prices = case when p_plan.fills is null then m.last_prices else p_plan.prices_after end
      where m.id = p_market.id
   )
   select (select t.id from trade t),
@@ -487,7 +512,7 @@ declare
   pool text := bj.pool_account(p_market.id);
 begin
   foreach v_f in array p_plan.fills loop
-    select * into v_o from bj.orders o where o.id = v_f.maker_order for update;
+    select * into v_o from bj.orders o where o.id = v_f.maker_order for no key update;
     v_k := v_f.maker_outcome;
     v_taker_trade := nextval('bj.trades_id_seq');
     v_maker_trade := nextval('bj.trades_id_seq');
@@ -585,6 +610,8 @@ begin
      where o.id = v_o.id returning * into v_o;
     if v_o.remaining = 0 then
       perform bj.close_order(p_journal, v_o, 'filled', null);
+    else
+      perform bj.touch_level(p_market.id, v_o.outcome, v_o.side, v_o.price);
     end if;
     if not v_o.user_id = any (v_makers) then
       v_makers := v_makers || v_o.user_id;
@@ -667,7 +694,7 @@ begin
   end if;
 
   -- plan, under the market's lock (markets are always locked first)
-  select * into v_market from bj.markets m where m.code = p_market for update;
+  select * into v_market from bj.markets m where m.code = p_market for no key update;
   if not found then
     perform bj.raise('BJ010', p_market);
   end if;
@@ -678,14 +705,17 @@ begin
     perform bj.raise('BJ016', format('%s %s has no liquidity to %s against', v_market.code, p_outcome, p_side));
   end if;
 
-  -- check: the trader's row, cooldown, the slippage bounds and the account
+  -- lock the traders; cancel the resting orders met that cannot fill (the trader's own, expired
+  -- ones), giving back their escrow; check the trader's row, cooldown, the slippage bounds and
+  -- the account after that
+  v_journal := nextval('bj.journal_seq');
+  perform bj.lock_traders(v_plan, p_user, p_root is null);
+  perform bj.cancel_met(v_journal, v_plan, 'a trade');
   v_now := clock_timestamp();
   v_account := bj.check_take(v_market, p_user, v_j, p_side, v_plan, v_cooldown, v_now,
                              p_max_total, p_min_total);
 
-  -- post (and cancel the trader's own resting orders the trade met)
-  v_journal := nextval('bj.journal_seq');
-  perform bj.cancel_met(v_journal, v_plan, 'a trade');
+  -- post
   v_posted := bj.post_fills(v_journal, v_market, p_user, v_j, p_side, v_plan, v_account, p_root,
                             p_order, v_now, p_cascade);
 
@@ -809,7 +839,22 @@ begin
               or not pg_visible_in_snapshot(m.changed_xid, v_since.snapshot)
               or m.status = 'open' and m.close_at > v_since.at and m.close_at <= v_at)
          -- catch-up: a market closing after the later cursor's time is the live answers'
-         and (m.status = 'open' and m.close_at > v_at and m.close_at <= v_now) is not true), '[]'));
+         and (m.status = 'open' and m.close_at > v_at and m.close_at <= v_now) is not true), '[]'),
+    -- each change of a book the cursor had not seen, as its levels are after it (a client
+    -- holding api.book at seq s applies those numbered above s; without a cursor: none)
+    'book', coalesce((
+      select jsonb_agg(jsonb_build_object('market', m.code, 'seq', c.seq, 'levels', c.levels)
+                       order by c.market_id, c.seq)
+        from (select c.market_id, c.seq,
+                     jsonb_agg(jsonb_build_object('outcome', m.outcomes[c.outcome], 'side', c.side,
+                                                  'price', c.price, 'shares', c.shares, 'orders', c.orders)
+                               order by c.outcome, c.side, c.price) as levels
+                from bj.book_changes c join bj.markets m on m.id = c.market_id
+               where p_since is not null
+                 and not pg_visible_in_snapshot(c.xid, v_since.snapshot)
+                 and (p_until is null or pg_visible_in_snapshot(c.xid, v_snapshot))
+               group by c.market_id, c.seq) c
+        join bj.markets m on m.id = c.market_id), '[]'));
 end $$;
 
 -- A time in a cursor: whole microseconds since 1970, exact both ways.

@@ -114,6 +114,32 @@ begin
 end $$;
 
 ---------------------------------------------------------------------------------------------
+-- The book's changes (for streams): a gap-free sequence per market, one number per transaction
+
+-- Record a price level as it is now, under this transaction's number in the market's book
+-- sequence (taken at its first change of that market's book: the market's row is locked).
+create or replace function bj.touch_level(p_market bigint, p_outcome int, p_side text, p_price numeric)
+returns void
+language plpgsql as $$
+declare
+  v_seq bigint := nullif(current_setting('bj.book_seq_' || p_market, true), '')::bigint;
+begin
+  if v_seq is null then
+    update bj.markets m set book_seq = m.book_seq + 1, version = m.version + 1,
+                            changed_xid = pg_current_xact_id()
+     where m.id = p_market returning m.book_seq into v_seq;
+    perform set_config('bj.book_seq_' || p_market, v_seq::text, true);
+  end if;
+  insert into bj.book_changes as c (market_id, seq, outcome, side, price, shares, orders)
+  select p_market, v_seq, p_outcome, p_side, p_price, coalesce(sum(o.remaining), 0), count(*)
+    from bj.orders o
+   where o.market_id = p_market and o.outcome = p_outcome and o.side = p_side and o.price = p_price
+     and o.status = 'open' and o.kind = 'limit'
+  on conflict (market_id, seq, outcome, side, price)
+  do update set shares = excluded.shares, orders = excluded.orders;
+end $$;
+
+---------------------------------------------------------------------------------------------
 -- Escrow
 
 -- What a resting order must lock: a bid its cost and its maker fee, rounded up; an ask the
@@ -174,12 +200,11 @@ begin
     update bj.positions p set shares = p.shares - v_escrow.shares
      where p.user_id = p_order.user_id and p.market_id = p_market.id and p.outcome = p_order.outcome;
   end if;
-  update bj.markets m set resting = m.resting + 1, book_seq = m.book_seq + 1, version = m.version + 1,
-                          changed_xid = pg_current_xact_id()
-   where m.id = p_market.id;
+  update bj.markets m set resting = m.resting + 1 where m.id = p_market.id;
   update bj.orders o set locked_cash = v_escrow.cash, locked_shares = v_escrow.shares,
                          status = 'open'
    where o.id = p_order.id returning * into v_order;
+  perform bj.touch_level(p_market.id, v_order.outcome, v_order.side, v_order.price);
   return v_order;
 end $$;
 
@@ -208,21 +233,20 @@ begin
     values (p_order.user_id, p_order.market_id, p_order.outcome, p_order.locked_shares)
     on conflict (user_id, market_id, outcome) do update set shares = p.shares + excluded.shares;
   end if;
-  if p_order.status = 'open' and p_order.kind = 'limit' then  -- it rested on the book
-    update bj.markets m set resting = m.resting - 1, book_seq = m.book_seq + 1, version = m.version + 1,
-                            changed_xid = pg_current_xact_id()
-     where m.id = p_order.market_id;
-  end if;
   update bj.orders o
      set status = p_status, reason = p_reason, cancelled = o.shares - o.filled,
          locked_cash = 0, locked_shares = 0, done_at = clock_timestamp()
    where o.id = p_order.id returning * into v_order;
+  if p_order.status = 'open' and p_order.kind = 'limit' then  -- it rested on the book
+    update bj.markets m set resting = m.resting - 1 where m.id = p_order.market_id;
+    perform bj.touch_level(p_order.market_id, p_order.outcome, p_order.side, p_order.price);
+  end if;
   return v_order;
 end $$;
 
 -- Cancel the resting orders a plan met and cannot fill against: the taker's own (self-trade
--- prevention, stp cancel_resting) and expired ones. Their traders' rows are locked in id order
--- (the taker's is already: bj.check_take).
+-- prevention, stp cancel_resting) and expired ones. Their traders' rows are locked already
+-- (bj.lock_traders).
 create or replace function bj.cancel_met(p_journal bigint, p_plan bj.take_plan, p_by text)
 returns void
 language plpgsql as $$
@@ -232,10 +256,7 @@ begin
   if coalesce(cardinality(p_plan.own_cancels), 0) = 0 then
     return;
   end if;
-  perform 1 from bj.users u
-   where u.id in (select o.user_id from bj.orders o where o.id = any (p_plan.own_cancels))
-   order by u.id for update;
-  for v_other in select * from bj.orders o where o.id = any (p_plan.own_cancels) order by o.id for update loop
+  for v_other in select * from bj.orders o where o.id = any (p_plan.own_cancels) order by o.id for no key update loop
     perform bj.close_order(p_journal, v_other, 'cancelled',
       case when v_other.expires_at <= clock_timestamp() then 'expired'
            else 'self-trade prevention: met by ' || p_by end);
@@ -315,10 +336,11 @@ begin
   if p_tif = 'fok' and v_plan.shares < p_shares then
     perform bj.raise('BJ015', format('%s of %s shares fill now', v_plan.shares::numeric(24, 6), p_shares));
   end if;
+  perform bj.lock_traders(v_plan, p_user, p_root is null);
+  perform bj.cancel_met(v_journal, v_plan, 'order ' || v_order.id);
   v_account := bj.check_take(p_market, p_user, p_j, p_side, v_plan,
                              case when v_plan.shares > 0 then p_cooldown_ms end, clock_timestamp(),
                              null, null);
-  perform bj.cancel_met(v_journal, v_plan, 'order ' || v_order.id);
   if v_plan.shares > 0 then
     select p.trade_id, p.crossed into v_trade, v_crossed
       from bj.post_fills(v_journal, p_market, p_user, p_j, p_side, v_plan, v_account,
@@ -485,7 +507,10 @@ end $$;
 -- A batch (api.place_orders): up to 20 orders in one transaction, each in its own
 -- subtransaction, answered in order: the order's JSON, or its error {code, message, details,
 -- hint} (a refused order changes nothing and never stops the others). The markets are locked
--- first, in id order; the trader's cooldown is checked once, for the batch.
+-- first, in id order; the trader's cooldown is checked once, for the batch. The first order
+-- locks the traders it meets as a single order does; a later one, holding the earlier ones'
+-- traders already, waits at most 100 ms for the others it meets (so two batches, or a batch and
+-- a trade, never wait on each other in a cycle): past that it fails alone, as busy (55P03).
 create or replace function bj.place_orders(p_user bigint, p_orders jsonb) returns jsonb
 language plpgsql as $$
 declare
@@ -510,7 +535,7 @@ begin
   end if;
   perform 1 from bj.markets m
    where m.code in (select e ->> 'market' from jsonb_array_elements(p_orders) e)
-   order by m.id for update;
+   order by m.id for no key update;
   for v_item in select e from jsonb_array_elements(p_orders) e loop
     begin
       v_out := v_out || jsonb_build_array(bj.place_order(p_user, v_item ->> 'market', v_item ->> 'outcome',
@@ -520,12 +545,19 @@ begin
         v_item ->> 'persistence', v_item ->> 'client_order_id', v_item ->> 'stp',
         (v_item ->> 'trigger_price')::numeric, (v_item ->> 'limit_price')::numeric,
         case when v_first then bj.setting('trade_cooldown_ms')::numeric end));
-      v_first := false;
+      if v_first then
+        v_first := false;
+        perform set_config('lock_timeout', '100ms', true);
+      end if;
     exception when others then
       get stacked diagnostics v_code = returned_sqlstate, v_message = message_text,
                               v_detail = pg_exception_detail, v_hint = pg_exception_hint;
       if v_code like '40%' or v_code like '53%' or v_code like '57%' or v_code like '08%' then
         raise;  -- not the order's fault: the batch fails, to be retried whole
+      elsif v_code = '55P03' then
+        v_message := 'a trader this order meets is busy';
+        v_detail := null;
+        v_hint := 'place it again';
       end if;
       v_out := v_out || jsonb_build_array(jsonb_build_object('code', v_code, 'message', v_message,
                  'details', nullif(v_detail, ''), 'hint', nullif(v_hint, '')));
@@ -553,17 +585,17 @@ begin
   perform 1 from bj.markets m
    where m.id = (select o.market_id from bj.orders o
                   where o.user_id = p_user and (o.id = p_order or o.client_order_id = p_client_order_id))
-     for update;
+     for no key update;
   select * into v_order from bj.orders o
    where o.user_id = p_user and (o.id = p_order or o.client_order_id = p_client_order_id)
-     for update;
+     for no key update;
   if not found then
     perform bj.raise('BJ012', format('order %s', coalesce(p_order::text, p_client_order_id)));
   end if;
   if v_order.status <> 'open' then
     perform bj.raise('BJ007', format('order %s is %s', v_order.id, v_order.status));
   end if;
-  perform 1 from bj.users u where u.id = p_user for update;
+  perform 1 from bj.users u where u.id = p_user for no key update;
   v_order := bj.close_order(nextval('bj.journal_seq'), v_order, 'cancelled', 'cancelled by the trader');
   return bj.order_json(v_order);
 end $$;
@@ -589,13 +621,13 @@ begin
                    where o.user_id = p_user and o.status = 'open'
                      and (v_market.id is null or o.market_id = v_market.id)
                      and (p_ids is null or o.id = any (p_ids)))
-   order by m.id for update;
-  perform 1 from bj.users u where u.id = p_user for update;
+   order by m.id for no key update;
+  perform 1 from bj.users u where u.id = p_user for no key update;
   for v_order in select * from bj.orders o
                   where o.user_id = p_user and o.status = 'open'
                     and (v_market.id is null or o.market_id = v_market.id)
                     and (p_ids is null or o.id = any (p_ids))
-                  order by o.id for update loop
+                  order by o.id for no key update loop
     perform bj.close_order(v_journal, v_order, 'cancelled', 'cancelled by the trader');
     v_done := v_done || v_order.id;
   end loop;

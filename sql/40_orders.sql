@@ -113,12 +113,12 @@ begin
     begin
       -- claim the order; never wait on another trader's row inside a cascade: a busy
       -- trader's order waits for the market's next trade (this keeps cascades deadlock-free)
-      perform 1 from bj.orders o where o.id = v_order.id and o.status = 'open' for update nowait;
+      perform 1 from bj.orders o where o.id = v_order.id and o.status = 'open' for no key update nowait;
       if not found then
         v_busy := v_busy || v_order.id;
         continue;
       end if;
-      perform 1 from bj.users u where u.id = v_order.user_id for update nowait;
+      perform 1 from bj.users u where u.id = v_order.user_id for no key update nowait;
       select p.shares into v_position from bj.positions p
        where p.user_id = v_order.user_id and p.market_id = v_order.market_id and p.outcome = v_order.outcome;
       v_position := coalesce(v_position, 0);

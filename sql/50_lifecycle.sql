@@ -113,17 +113,61 @@ begin
    where u.id in (select o.user_id from bj.orders o
                    where o.market_id = p_market.id and o.status = 'open'
                      and (p_user is null or o.user_id = p_user))
-   order by u.id for update;
+   order by u.id for no key update;
   for v_order in select * from bj.orders o
                   where o.market_id = p_market.id and o.status = 'open'
                     and (p_user is null or o.user_id = p_user)
                     and (not p_lapse_only or o.kind = 'limit' and o.persistence = 'lapse')
-                  order by o.id for update loop
+                  order by o.id for no key update loop
     perform bj.close_order(v_journal, v_order, 'cancelled', p_reason);
     v_count := v_count + 1;
   end loop;
   return v_count;
 end $$;
+
+-- Close the resting orders whose time (gtd) has come, at most p_max of them, oldest expiry
+-- first, releasing their escrow; and forget the book changes streams no longer need. The
+-- server runs it every second; until then an expired order is out of the book as clients
+-- read it and fills nothing (a taker meeting it cancels it). With nothing due it writes
+-- nothing. Answers how many it closed.
+create or replace function admin.expire_orders(max_orders int default 1000) returns int
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_journal bigint;
+  v_due bigint[];
+  v_order bj.orders;
+  v_count int := 0;
+begin
+  if max_orders is null or max_orders not between 1 and 100000 then
+    perform bj.raise('BJ021', 'max_orders must lie between 1 and 100000');
+  end if;
+  select array_agg(o.id) into v_due
+    from (select o.id from bj.orders o
+           where o.status = 'open' and o.expires_at <= clock_timestamp()
+           order by o.expires_at, o.id limit max_orders) o;
+  if v_due is not null then
+    v_journal := nextval('bj.journal_seq');
+    -- markets, then traders, then orders, each in id order, as everywhere
+    perform 1 from bj.markets m
+     where m.id in (select o.market_id from bj.orders o where o.id = any (v_due))
+     order by m.id for no key update;
+    perform 1 from bj.users u
+     where u.id in (select o.user_id from bj.orders o where o.id = any (v_due))
+     order by u.id for no key update;
+    for v_order in select * from bj.orders o
+                    where o.id = any (v_due) and o.status = 'open'  -- not filled or cancelled meanwhile
+                    order by o.id for no key update loop
+      perform bj.close_order(v_journal, v_order, 'cancelled', 'expired');
+      v_count := v_count + 1;
+    end loop;
+  end if;
+  delete from bj.book_changes c
+   where c.at < clock_timestamp() - make_interval(secs => bj.setting('book_changes_keep_s')::numeric);
+  return v_count;
+end $$;
+-- (the server's login role sweeps with it; the HTTP layer calls nothing outside api)
+grant usage on schema admin to authenticator;
+grant execute on function admin.expire_orders(int) to service_role, authenticator;
 
 -- Move a market in play (or back to pre-play): going in play cancels every resting order
 -- placed with persistence 'lapse' and keeps the 'persist' ones.
@@ -155,7 +199,7 @@ language plpgsql security definer set search_path = '' as $$
 declare
   v_market bj.markets;
 begin
-  select * into v_market from bj.markets m where m.code = close_market.code for update;
+  select * into v_market from bj.markets m where m.code = close_market.code for no key update;
   if not found then
     perform bj.raise('BJ010', close_market.code);
   end if;
@@ -250,7 +294,7 @@ language plpgsql as $$
 declare
   v_market bj.markets;
 begin
-  select * into v_market from bj.markets m where m.code = p_code for update;
+  select * into v_market from bj.markets m where m.code = p_code for no key update;
   if not found then
     perform bj.raise('BJ010', p_code);
   end if;
@@ -277,7 +321,7 @@ begin
   perform bj.cancel_orders_of(v_market, 'the market was resolved');
   v_pool := v_market.pool;
   for v_s in select * from bj.settlement(v_market.id, v_w) s order by s.user_id loop
-    perform 1 from bj.users u where u.id = v_s.user_id for update;
+    perform 1 from bj.users u where u.id = v_s.user_id for no key update;
     -- release the collateral, then pay (or collect) the payout through the pool
     perform bj.post(v_journal, 'collateral', 'coin', bj.collateral_account(v_s.user_id, v_market.id),
                     bj.cash_account(v_s.user_id), v_s.collateral, v_s.user_id, v_market.id);
@@ -356,7 +400,7 @@ begin
               join bj.users u on u.id = r.user_id) s
      group by s.user_id order by s.user_id
   loop
-    select u.balance into v_balance from bj.users u where u.id = v_u.user_id for update;
+    select u.balance into v_balance from bj.users u where u.id = v_u.user_id for no key update;
     perform bj.post(v_journal, 'collateral', 'coin', bj.collateral_account(v_u.user_id, v_market.id),
                     bj.cash_account(v_u.user_id), v_u.collateral, v_u.user_id, v_market.id);
     update bj.collateral c set amount = 0

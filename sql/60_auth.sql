@@ -306,9 +306,9 @@ begin
                   union
                   select o.market_id from bj.orders o join bj.users u on u.id = o.user_id
                    where u.username = any (wipe_users.usernames) and o.status = 'open')
-   order by m.id for update;
+   order by m.id for no key update;
   perform 1 from bj.users u where u.username = any (wipe_users.usernames) or u.id = v_burn
-   order by u.id for update;
+   order by u.id for no key update;
 
   for v_user in select * from bj.users u where u.username = any (wipe_users.usernames)
                    and u.id <> v_burn order by u.id loop

@@ -141,8 +141,10 @@ begin atomic
                                                 else q end order by i) as q
                             from unnest(m.q) with ordinality u(q, i)) x
      where o.status = 'open' and o.kind = 'limit' and m.status = 'open'
-       and case o.side when 'buy' then (bj.curve_prices(m.pricing, x.q, m.liquidity))[o.outcome] <= o.price
-                       else (bj.curve_prices(m.pricing, x.q, m.liquidity))[o.outcome] >= o.price end
+       -- (the case keeps the curve from being asked of a market without one, in any plan)
+       and case when not pm.market_maker then false
+                when o.side = 'buy' then (bj.curve_prices(m.pricing, x.q, m.liquidity))[o.outcome] <= o.price
+                else (bj.curve_prices(m.pricing, x.q, m.liquidity))[o.outcome] >= o.price end
     union all
     -- every trade names a market and a trader that exist (no foreign key checks it on the hot path)
     select 'trade names its market and trader', 'trade ' || t.id, 1, 0
