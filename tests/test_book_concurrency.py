@@ -141,7 +141,7 @@ def test_sixteen_traders_on_three_books_keep_them_uncrossed_conserved_and_stream
     # money: every coin is somewhere (balances, escrow, collateral, pools) or outside
     row = db.execute("""
       select (select sum(balance) from bj.users) + (select sum(amount) from bj.collateral)
-           + (select sum(pool) from bj.markets) + (select sum(locked_cash) from bj.orders) as held,
+           + (select sum(pool) from bj.markets) + (select coalesce(sum(locked_cash), 0) from bj.orders) as held,
              (select coalesce(sum(amount) filter (where debit in ('house', 'fees', 'burn')), 0)
                    - coalesce(sum(amount) filter (where credit in ('house', 'fees', 'burn')), 0)
                 from bj.ledger where asset = 'coin') as outside""").fetchone()

@@ -74,10 +74,11 @@ def test_hot_markets_under_16_connections_conserve_money_and_shares(db, db_url, 
     assert not (set(errors) - EXPECTED_REFUSALS)
     assert done["trades"] > 100, done
     print(f"{done['trades']} trades ({done['fired']} fired by stops), refusals {dict(errors)}")
-    # money: every coin is somewhere, and the caches agree with each other
+    # money: every coin is somewhere (balances, collateral, pools, orders' escrow), and the
+    # caches agree with each other
     row = db.execute("""
       select (select sum(balance) from bj.users) + (select sum(amount) from bj.collateral)
-           + (select sum(pool) from bj.markets) as held,
+           + (select sum(pool) from bj.markets) + (select coalesce(sum(locked_cash), 0) from bj.orders) as held,
              (select coalesce(sum(amount) filter (where debit = 'house'), 0)
                    - coalesce(sum(amount) filter (where credit = 'house'), 0)
                    + coalesce(sum(amount) filter (where debit = 'fees'), 0)
