@@ -9,7 +9,7 @@ from api.rpc import Catalog, Function
 TYPES = {
     "numeric": {"type": "number"}, "bigint": {"type": "integer", "format": "int64"},
     "integer": {"type": "integer", "format": "int32"}, "text": {"type": "string"},
-    "jsonb": {"type": "object"}, "boolean": {"type": "boolean"},
+    "jsonb": {}, "boolean": {"type": "boolean"},
     "interval": {"type": "string", "example": "1 hour"},
     "timestamp with time zone": {"type": "string", "format": "date-time"},
 }
@@ -21,7 +21,13 @@ ERROR = {"type": "object", "required": ["code", "message"], "properties": {
 def _schema(fn: Function) -> dict:
     return {"type": "object", "additionalProperties": False,
             "required": sorted(fn.required),
-            "properties": {n: dict(TYPES.get(t, {"type": "string"})) for n, t in fn.args.items()}}
+            "properties": {n: _type(t) for n, t in fn.args.items()}}
+
+
+def _type(pgtype: str) -> dict:
+    if pgtype.endswith("[]"):
+        return {"type": "array", "items": _type(pgtype[:-2])}
+    return dict(TYPES.get(pgtype, {"type": "string"}))
 
 
 def _responses() -> dict:

@@ -128,7 +128,9 @@ def parse_body(body: bytes) -> dict[str, Any]:
     return args
 
 
-def as_parameter(value: Any) -> str | None:
+def as_parameter(value: Any, pgtype: str = "text") -> str | None:
+    """An argument as the text its declared type parses: a JSON array given for an array
+    type becomes an array literal (its elements scalars); other JSON stays JSON."""
     if value is None:
         return None
     if isinstance(value, str) and "\x00" in value:
@@ -137,9 +139,20 @@ def as_parameter(value: Any) -> str | None:
         _check(value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list) and pgtype.endswith("[]"):
+        return "{" + ",".join(_array_element(v) for v in value) + "}"
     if isinstance(value, (dict, list)):
         return json.dumps(value, default=str)
     return str(value)
+
+
+def _array_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, (dict, list)):
+        raise BadArguments("an array argument holds scalars: numbers, strings, booleans or null")
+    text = as_parameter(value)
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 Query = tuple[sql.Composed, list[str | None]]
@@ -161,7 +174,7 @@ def prepare(fn: Function, args: dict[str, Any]) -> Query:
         sql.Identifier("api", fn.name),
         sql.SQL(", ").join(sql.SQL("{} => %s::{}").format(sql.Identifier(n), sql.SQL(fn.args[n]))
                            for n in names))
-    return query, [as_parameter(args[n]) for n in names]
+    return query, [as_parameter(args[n], fn.args[n]) for n in names]
 
 
 @dataclass(frozen=True)

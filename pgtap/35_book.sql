@@ -4,7 +4,7 @@
 -- maker, phases, batches, expiry, stop-limits; every refusal changes nothing.
 begin;
 \ir helpers/setup.psql
-select plan(115);
+select plan(117);
 
 -- a limit order (the price form), and its id
 create function tests.limit(p_user bigint, p_market text, p_outcome text, p_side text, p_shares numeric,
@@ -135,19 +135,29 @@ select tests.limit(:alice, 'b1', 'YES', 'buy', 1, 0.61, p_stp => 'cancel_newest'
 select is(:'o12'::jsonb ->> 'status', 'cancelled', 'with cancel_newest, the new order stops instead');
 select is((select status from bj.orders where id = tests.id(:'o11')), 'open', 'and the resting one stays');
 
+-- only what the order's price reaches is met: a bid below the trader's own asks leaves them
+select tests.limit(:carol, 'b1', 'YES', 'sell', 1, 0.97) as own_ask \gset
+select tests.limit(:carol, 'b1', 'YES', 'buy', 1, 0.02) as low_bid \gset
+select is((select status from bj.orders where id = tests.id(:'own_ask')), 'open',
+          'an order never meets its trader''s own order beyond its limit');
+select is(:'low_bid'::jsonb ->> 'status', 'open', 'and rests');
+select bj.cancel_orders(:carol, 'b1', array[tests.id(:'own_ask'), tests.id(:'low_bid')]) \gset
+
 -- a cancel under self-trade prevention gives its escrow back before the taker's account is
--- judged and written: a sale that cancels its trader's own bid, then sells to the market maker
+-- judged and written: a sale that sells to the market maker down to its trader's own bid,
+-- cancels it, and sells on
 select tests.market('h3') \gset
 select bj.trade(:alice, 'h3', 'YES', 'buy', 10, null, null, null, null) \gset
-select tests.limit(:alice, 'h3', 'YES', 'buy', 5, 0.40) as own_bid \gset
+select floor((bj.market_prices(m))[1] * 100) / 100 as bid_price from bj.markets m where m.code = 'h3' \gset
+select tests.limit(:alice, 'h3', 'YES', 'buy', 5, :bid_price) as own_bid \gset
 select tests.balance(:alice) as alice_before \gset
 select tests.limit(:alice, 'h3', 'YES', 'sell', 3, 0.30, 'ioc') as through \gset
 select is((select status || ': ' || reason from bj.orders where id = tests.id(:'own_bid')),
           'cancelled: self-trade prevention: met by order ' || tests.id(:'through'),
           'a sale meeting its trader''s own bid cancels it');
 select is(tests.balance(:alice),
-          :alice_before + 2.000000 + (select total::numeric from bj.trades where order_id = tests.id(:'through')),
-          'and the balance is what it was, the bid''s escrow (5 × 0.40) and the sale''s proceeds');
+          :alice_before + 5 * :bid_price + (select total::numeric from bj.trades where order_id = tests.id(:'through')),
+          'and the balance is what it was, the bid''s escrow (5 at the bid''s price) and the sale''s proceeds');
 select is(tests.position(:alice, 'h3', 1), 7::numeric, 'the position 10 less the 3 sold');
 select is_empty($$ select * from admin.check_invariants() $$, 'the caches agree with the ledger');
 

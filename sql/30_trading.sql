@@ -189,17 +189,6 @@ begin
     exit when v_left is not null and v_left <= 0;
     -- the best resting order
     v_c := bj.book_candidate(p_market, p_j, p_side, v_seen);
-    if v_c.id is not null and (v_c.expired or v_c.user_id = p_user) then
-      -- met on the way: an expired order is cancelled; so is the taker's own (self-trade
-      -- prevention), unless the taker's order is the one to stop
-      if not v_c.expired and p_stp = 'cancel_newest' then
-        v_plan.stopped_by_stp := true;
-        exit;
-      end if;
-      v_plan.own_cancels := v_plan.own_cancels || v_c.id;
-      v_seen := v_seen || v_c.id;
-      continue;
-    end if;
     if v_c.id is not null and p_limit is not null
        and (v_buy and v_c.eff_price > p_limit or not v_buy and v_c.eff_price < p_limit) then
       v_c := bj.book_candidate(p_market, p_j, p_side, null);  -- beyond the limit: as if none
@@ -230,6 +219,17 @@ begin
       end if;
     end if;
     exit when v_c.id is null;  -- nothing more within the limit
+    if v_c.expired or v_c.user_id = p_user then
+      -- met at its price: an expired order is cancelled; so is the taker's own (self-trade
+      -- prevention), unless the taker's order is the one to stop
+      if not v_c.expired and p_stp = 'cancel_newest' then
+        v_plan.stopped_by_stp := true;
+        exit;
+      end if;
+      v_plan.own_cancels := v_plan.own_cancels || v_c.id;
+      v_seen := v_seen || v_c.id;
+      continue;
+    end if;
     -- the resting order: as much of it as the order still wants (or its budget pays for)
     v_s := least(coalesce(v_left, 1e9), v_c.remaining);
     if p_spend is not null then

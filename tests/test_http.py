@@ -255,6 +255,44 @@ def test_orders_over_http(http, make_market):
     assert http.post("/rpc/me", headers=auth).json()["orders"] == []
 
 
+def test_the_book_over_http(http, make_market, db):
+    """Limit orders, a batch, the book by GET, cancelling a list of ids given as a JSON array
+    (or as an array literal in a query string), and bad arrays refused with 400."""
+    market = make_market(pricing="book")
+    maker, taker = signup(http), signup(http)
+    mine, theirs = bearer(maker["token"]), bearer(taker["token"])
+    batch = http.post("/api/v1/rpc/place_orders", headers=mine, json={"orders": [
+        {"market": market, "outcome": "YES", "side": "sell", "shares": 5, "price": 0.6},
+        {"market": market, "outcome": "YES", "side": "sell", "shares": 5, "price": 0.7},
+        {"market": market, "outcome": "YES", "side": "buy", "shares": 5, "price": 0.2},
+        {"market": market, "outcome": "MAYBE", "side": "buy", "shares": 5, "price": 0.2}]})
+    assert batch.status_code == 200, batch.text
+    *placed, refused = batch.json()
+    assert [o["status"] for o in placed] == ["open"] * 3 and refused["code"] == "BJ011"
+    book = http.get("/api/v1/rpc/book", params={"market": market, "outcome": "YES"}).json()
+    assert [(a["price"], a["shares"]) for a in book["outcomes"][0]["asks"]] == [(0.6, 5), (0.7, 5)]
+    taken = http.post("/api/v1/rpc/place_order", headers=theirs, json={
+        "market": market, "outcome": "YES", "side": "buy", "shares": 2, "price": 0.65,
+        "time_in_force": "ioc"}).json()
+    assert (taken["status"], taken["filled"], taken["fills"][0]["counterparty"]) == ("filled", 2, "book")
+    ids = [o["order_id"] for o in placed]
+    for bad in ([[ids[0]]], [{"id": ids[0]}], ["one"]):
+        r = http.post("/api/v1/rpc/cancel_orders", headers=mine, json={"order_ids": bad})
+        assert r.status_code == 400, (bad, r.text)
+    assert len(http.post("/api/v1/rpc/my_orders", headers=mine, json={}).json()) == 3
+    done = http.post("/api/v1/rpc/cancel_orders", headers=mine, json={"order_ids": ids[:2]})
+    assert done.status_code == 200 and sorted(done.json()["cancelled"]) == sorted(ids[:2]), done.text
+    # someone else's ids cancel nothing
+    assert http.post("/api/v1/rpc/cancel_orders", headers=theirs,
+                     json={"order_ids": [ids[2]]}).json()["cancelled"] == []
+    last = http.post("/api/v1/rpc/cancel_orders", headers=mine, json={"order_ids": f"{{{ids[2]}}}"})
+    assert last.json()["cancelled"] == [ids[2]], last.text
+    assert http.post("/api/v1/rpc/my_orders", headers=mine, json={}).json() == []
+    schema = http.get("/api/v1/openapi.json").json()["paths"]["/api/v1/rpc/cancel_orders"]["post"]
+    ids_schema = schema["requestBody"]["content"]["application/json"]["schema"]["properties"]["order_ids"]
+    assert ids_schema == {"type": "array", "items": {"type": "integer", "format": "int64"}}
+
+
 def test_a_migrated_function_is_served_without_a_restart(http, db):
     db.execute("""create function api.ping(word text default 'pong') returns jsonb
                   language sql stable security definer set search_path = ''
