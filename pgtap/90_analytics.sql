@@ -2,7 +2,7 @@
 -- Brier scores on a constructed example, leaderboard, market stats and the house's results.
 begin;
 \ir helpers/setup.psql
-select plan(19);
+select plan(23);
 
 select tests.user('alice') as alice, tests.user('bob') as bob \gset
 select tests.market('h1') as h1 \gset
@@ -64,6 +64,27 @@ select is((select username from analytics.leaderboard where rank = 1), 'bob', 'b
 select is((select pnl from analytics.house_pnl where market = 'h1'),
           (select fees + returned - subsidy from analytics.house_pnl where market = 'h1'),
           'the house''s result is fees plus what came back less the subsidy');
+
+-- the book: orders and fills as analysts read them; resting orders count in net worth
+select admin.create_market('bk', 'a book', pricing => 'book') \gset
+select tests.user('carol') as carol, tests.user('dave') as dave \gset
+select net_worth as carol_worth from analytics.leaderboard where username = 'carol' \gset
+select bj.place_order(:carol, 'bk', 'YES', 'buy', 'limit', 10, 0.40, null, null, 'gtc', null, false, 'persist',
+                      null, 'cancel_resting', null, null, null) as bid \gset
+select is((select net_worth from analytics.leaderboard where username = 'carol'), :'carol_worth'::numeric,
+          'a resting bid''s escrow still counts in its trader''s net worth');
+select bj.place_order(:dave, 'bk', 'NO', 'buy', 'limit', 4, 0.60, null, null, 'ioc', null, false, 'persist',
+                      null, 'cancel_resting', null, null, null) as take \gset
+select results_eq($$ select market, outcome, how, shares, price, taker, taker_side, maker, maker_outcome, maker_side, maker_price
+                       from analytics.fills where market = 'bk' $$,
+                  $$ values ('bk', 'NO', 'mint', 4::numeric, 0.600000000::numeric, 'dave', 'buy', 'carol', 'YES', 'buy', 0.400000000::numeric) $$,
+                  'a fill: the taker''s side, and the maker''s (a mint: the other outcome at the complement)');
+select results_eq($$ select username, kind, side, price, shares, filled, remaining, status from analytics.orders where market = 'bk' order by order_id $$,
+                  $$ values ('carol', 'limit', 'buy', 0.400000000::numeric, 10::numeric, 4::numeric, 6::numeric, 'open'),
+                            ('dave', 'limit', 'buy', 0.600000000::numeric, 4::numeric, 4::numeric, 0::numeric, 'filled') $$,
+                  'orders as they stand');
+select is((select count(*) from analytics.trades where market = 'bk' and how = 'mint'), 2::bigint,
+          'the trades view shows both sides of it');
 
 select * from finish();
 rollback;

@@ -81,8 +81,36 @@ create or replace view analytics.trades as
 select t.id as trade_id, m.code as market, u.username, m.outcomes[t.outcome] as outcome, t.side,
        t.shares::numeric, t.amount::numeric, t.fee::numeric, t.total::numeric,
        round(t.total / t.shares, 9) as avg_price, t.prices_after[t.outcome] as price_after,
-       t.root_trade_id, t.order_id, t.created_at as at
+       t.root_trade_id, t.order_id, t.created_at as at,
+       -- against whom: the market maker ('amm') or a resting order ('direct', 'mint', 'merge'),
+       -- as its taker or its maker
+       t.how, t.role
   from bj.trades t join bj.markets m on m.id = t.market_id join bj.users u on u.id = t.user_id;
+
+-- Every order of the book and every conditional order, as it stands.
+create or replace view analytics.orders as
+select o.id as order_id, m.code as market, u.username, m.outcomes[o.outcome] as outcome, o.kind, o.side,
+       o.price, o.shares::numeric, o.filled::numeric,
+       case when o.status in ('open', 'pending') then o.remaining::numeric else 0 end as remaining,
+       o.cancelled::numeric, o.status, o.reason, o.time_in_force, o.expires_at, o.post_only,
+       o.persistence, o.trigger_price, o.locked_cash::numeric, o.locked_shares::numeric,
+       o.created_at, o.done_at
+  from bj.orders o join bj.markets m on m.id = o.market_id join bj.users u on u.id = o.user_id;
+
+-- Every fill against a resting order: one row per fill, the taker's side and the maker's. A
+-- mint or merge fills the maker's order for the other outcome, at the complement.
+create or replace view analytics.fills as
+select t.id as trade_id, m.code as market, m.outcomes[t.outcome] as outcome, t.how, t.shares::numeric,
+       t.price, tu.username as taker, t.side as taker_side, t.order_id as taker_order_id,
+       t.total::numeric as taker_total, mu.username as maker, m.outcomes[mt.outcome] as maker_outcome,
+       mt.side as maker_side, mt.price as maker_price, mt.order_id as maker_order_id,
+       mt.total::numeric as maker_total, t.fee::numeric + mt.fee::numeric as fees, t.created_at as at
+  from bj.trades t
+  join bj.trades mt on mt.id = t.other_trade_id
+  join bj.markets m on m.id = t.market_id
+  join bj.users tu on tu.id = t.user_id
+  join bj.users mu on mu.id = mt.user_id
+ where t.role = 'taker' and t.how <> 'amm';
 
 create or replace view analytics.price_history as
 select m.code as market, m.outcomes[p.outcome] as outcome, p.t as at, p.trade_id, p.price,
@@ -99,13 +127,19 @@ select u.username, m.code as market, m.outcomes[p.outcome] as outcome, p.shares:
   cross join lateral (select analytics.market_prices(m.id) as prices) pr
  where p.shares <> 0;
 
--- Traders ranked by net worth: cash, locked collateral and positions marked to market.
+-- Traders ranked by net worth: cash, what is locked (shorts' collateral, resting orders'
+-- escrowed coins) and positions marked to market (with the shares resting asks escrow).
 -- profit is net worth less the bonuses received.
 create or replace view analytics.leaderboard as
 with worth as (
   select u.id, u.username, u.balance::numeric as balance,
-         coalesce((select sum(c.amount) from bj.collateral c where c.user_id = u.id), 0) as locked,
-         coalesce((select sum(v.value) from analytics.positions v where v.username = u.username), 0) as positions_value,
+         coalesce((select sum(c.amount) from bj.collateral c where c.user_id = u.id), 0)
+           + coalesce((select sum(o.locked_cash) from bj.orders o where o.user_id = u.id and o.status = 'open'), 0)
+           as locked,
+         coalesce((select sum(v.value) from analytics.positions v where v.username = u.username), 0)
+           + coalesce((select sum(round(o.locked_shares * (analytics.market_prices(o.market_id))[o.outcome], 6))
+                         from bj.orders o where o.user_id = u.id and o.status = 'open' and o.locked_shares > 0), 0)
+           as positions_value,
          coalesce((select sum(l.amount) from bj.ledger l where l.user_id = u.id and l.kind = 'signup_bonus'), 0) as bonuses
     from bj.users u where u.disabled_at is null)
 select rank() over (order by w.balance + w.locked + w.positions_value desc) as rank, w.username,

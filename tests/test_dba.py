@@ -67,3 +67,24 @@ def test_the_readmes_dba_examples_run_one_after_another(db_url, db):
         out = subprocess.run([*args[:2], "-X", *args[2:]], cwd=ROOT, capture_output=True,
                              text=True, check=False)
         assert out.returncode == 0, (command, out.stderr)
+
+
+def test_a_book_market_by_script_goes_in_play_and_lapses_its_lapse_orders(db_url, db, make_user):
+    code = "dbb" + str(abs(hash(db_url)) % 10**6)
+    psql(db_url, "create_market.sql", code=code, title="a book", pricing="book", tick="0.001",
+         maker_fee_rate="0.001")
+    row = db.execute("select pricing, tick, maker_fee_rate, phase from bj.markets where code = %s", [code]).fetchone()
+    assert (row["pricing"], row["tick"], row["maker_fee_rate"], row["phase"]) == ("book", Decimal("0.001"), Decimal("0.001"), "pre")
+    user = make_user()["user_id"]
+    lapse = rpc_sql(db, user, "place_order", market=code, outcome="YES", side="buy", shares=Decimal(5),
+                    price=Decimal("0.305"), persistence="lapse")
+    keep = rpc_sql(db, user, "place_order", market=code, outcome="YES", side="buy", shares=Decimal(5),
+                   price=Decimal("0.3"))
+    out = psql(db_url, "set_phase.sql", market=code, phase="in_play")
+    assert "in_play" in out and " 1" in out, out
+    status = {r["id"]: r["status"] for r in db.execute(
+        "select id, status from bj.orders where id in (%s, %s)", [lapse["order_id"], keep["order_id"]])}
+    assert status == {lapse["order_id"]: "cancelled", keep["order_id"]: "open"}
+    bad = subprocess.run(["psql", db_url, "-X", "-v", f"market={code}", "-v", "phase=half_time",
+                          "-f", str(ROOT / "dba" / "set_phase.sql")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "phase must be pre or in_play" in bad.stderr
