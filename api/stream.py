@@ -102,7 +102,7 @@ class Broadcaster:
             row = await (await conn.execute("select api.changes(%s)::text", [since])).fetchone()
         batch = json.loads(row[0])
         cursor = batch["cursor"]
-        if since is not None and not batch["markets"]:
+        if since is not None and not _anything(batch):
             return since  # nothing new: the cursor stays where it was made durable
         if self.confirm:
             # every commit (and abort) this snapshot sees precedes this flush in the WAL
@@ -143,6 +143,12 @@ class Subscriber:
         self.dropped = False
 
 
+def _anything(batch: dict) -> bool:
+    """Whether a batch of api.changes holds a change: of a market, or of a book (a market that
+    never stops changing comes in the live batches, and its book's changes in the catch-up)."""
+    return bool(batch["markets"] or batch.get("book"))
+
+
 def event(cursor: str, payload: str) -> str:
     return f"id: {cursor}\nevent: changes\ndata: {payload}\n\n"
 
@@ -152,7 +158,7 @@ async def events(broadcaster: Broadcaster, sub: Subscriber, first_id: str, live_
     """A subscriber's stream: its cursor, what it missed up to live_from, then every live batch."""
     try:
         yield f"retry: 1000\nid: {first_id}\n\n"
-        if missed is not None and json.loads(missed)["markets"]:
+        if missed is not None and _anything(json.loads(missed)):
             yield event(live_from, missed)
         while not (sub.dropped and sub.queue.empty()):
             try:

@@ -351,3 +351,87 @@ def test_an_idle_exchange_costs_the_stream_no_writes(server, db, make_market, ma
     sub.stop.set()
     assert logical_messages_since(db, start, "betjee.stream") == 1 + len(more), \
         "one batch, one confirming commit"
+
+
+def test_a_stream_rebuilds_the_book_from_its_numbered_changes_across_a_reconnect(server, db_url, db, make_market,
+                                                                                 make_user):
+    """Traders place and cancel on a book while a subscriber listens, leaves, and resumes with
+    Last-Event-ID: the book's changes it receives are numbered 1, 2, 3 ... without a gap or a
+    repeat, and applied in order they are the book as it rests at the end."""
+    market = make_market(("A", "B", "C"), pricing="book")
+    users = [make_user()["user_id"] for _ in range(3)]
+    first = Subscriber(server)
+    first.start()
+    cursor = first.first_id()
+    stop = threading.Event()
+
+    def trader(i: int) -> None:
+        import random
+        rng = random.Random(i)
+        mine: list[int] = []
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            while not stop.is_set():
+                if mine and rng.random() < 0.3:
+                    try:
+                        rpc_sql(conn, users[i], "cancel_order", order_id=mine.pop(rng.randrange(len(mine))))
+                    except psycopg.Error as exc:
+                        assert exc.sqlstate == "BJ007", exc  # filled meanwhile
+                    continue
+                r = rpc_sql(conn, users[i], "place_order", market=market, outcome=rng.choice("ABC"),
+                            side=rng.choice(["buy", "sell"]), shares=Decimal(rng.randint(1, 9)),
+                            price=Decimal(rng.randint(20, 40)) / 100)
+                if r["status"] == "open":
+                    mine.append(r["order_id"])
+                time.sleep(0.01)
+    threads = [threading.Thread(target=trader, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.7)
+    heard = first.batches(time.monotonic() + 0.3)
+    first.stop.set()
+    time.sleep(0.7)  # changes commit while nobody listens
+    second = Subscriber(server, last_id=heard[-1][0] if heard else cursor)
+    second.start()
+    second.first_id()
+    time.sleep(0.7)
+    stop.set()
+    for t in threads:
+        t.join()
+    heard += second.batches(time.monotonic() + 2)
+    second.stop.set()
+
+    changes = [c for _, batch in heard for c in batch["book"] if c["market"] == market]
+    book_seq = db.execute("select book_seq from bj.markets where code = %s", [market]).fetchone()["book_seq"]
+    assert book_seq > 20
+    assert [c["seq"] for c in changes] == list(range(1, book_seq + 1))
+    levels: dict[tuple, tuple] = {}
+    for c in changes:
+        for lv in c["levels"]:
+            levels[(lv["outcome"], lv["side"], Decimal(str(lv["price"])))] = (Decimal(str(lv["shares"])), lv["orders"])
+    book = rpc_sql(db, None, "book", market=market, depth=100)
+    assert book["seq"] == book_seq
+    shown = {(o["outcome"], side, Decimal(str(lv["price"]))): (Decimal(str(lv["shares"])), lv["orders"])
+             for o in book["outcomes"] for side, key in (("buy", "bids"), ("sell", "asks")) for lv in o[key]}
+    assert {k: v for k, v in levels.items() if v[1] > 0} == shown
+
+
+def test_the_server_closes_an_expired_order_and_the_stream_shows_its_level_gone(server, db, make_market, make_user):
+    market, user = make_market(pricing="book"), make_user()["user_id"]
+    sub = Subscriber(server)
+    sub.start()
+    sub.first_id()
+    balance = db.execute("select balance from bj.users where id = %s", [user]).fetchone()["balance"]
+    order = rpc_sql(db, user, "place_order", market=market, outcome="YES", side="buy", shares=Decimal(10),
+                    price=Decimal("0.3"), time_in_force="gtd",
+                    expires_at=db.execute("select clock_timestamp() + interval '1.5 s' as t").fetchone()["t"])
+    assert order["status"] == "open"
+    levels = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not (levels and levels[-1]["orders"] == 0):
+        for _, batch in sub.batches(time.monotonic() + 0.5):
+            levels += [lv for c in batch["book"] if c["market"] == market for lv in c["levels"]]
+    sub.stop.set()
+    assert [(lv["shares"], lv["orders"]) for lv in levels] == [(10, 1), (0, 0)], levels
+    row = db.execute("select status, reason from bj.orders where id = %s", [order["order_id"]]).fetchone()
+    assert (row["status"], row["reason"]) == ("cancelled", "expired")
+    assert db.execute("select balance from bj.users where id = %s", [user]).fetchone()["balance"] == balance
