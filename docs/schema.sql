@@ -62,6 +62,17 @@ CREATE TABLE bj.book_changes (
 
 ALTER TABLE ONLY bj.book_changes FORCE ROW LEVEL SECURITY;
 
+CREATE TABLE bj.book_levels (
+    market_id bigint NOT NULL,
+    outcome smallint NOT NULL,
+    side text NOT NULL,
+    price numeric(12,9) NOT NULL,
+    shares bj.shares6 DEFAULT 0 NOT NULL,
+    orders integer DEFAULT 0 NOT NULL
+);
+
+ALTER TABLE ONLY bj.book_levels FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE bj.collateral (
     user_id bigint NOT NULL,
     market_id bigint NOT NULL,
@@ -333,6 +344,9 @@ ALTER TABLE ONLY bj.void_shortfalls FORCE ROW LEVEL SECURITY;
 ALTER TABLE ONLY bj.book_changes
     ADD CONSTRAINT book_changes_pkey PRIMARY KEY (market_id, seq, outcome, side, price);
 
+ALTER TABLE ONLY bj.book_levels
+    ADD CONSTRAINT book_levels_pkey PRIMARY KEY (market_id, outcome, side, price);
+
 ALTER TABLE ONLY bj.collateral
     ADD CONSTRAINT collateral_pkey PRIMARY KEY (user_id, market_id);
 
@@ -464,6 +478,8 @@ ALTER TABLE ONLY bj.void_shortfalls
     ADD CONSTRAINT void_shortfalls_user_id_fkey FOREIGN KEY (user_id) REFERENCES bj.users(id);
 
 ALTER TABLE bj.book_changes ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.book_levels ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE bj.collateral ENABLE ROW LEVEL SECURITY;
 

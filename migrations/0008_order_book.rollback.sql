@@ -8,8 +8,10 @@ drop function if exists bj.market_status_at(bj.markets, timestamptz) cascade;
 drop function if exists bj.market_json_at(bj.markets, timestamptz) cascade;
 drop function if exists bj.order_json(bj.orders) cascade;
 drop function if exists bj.trade_json(bj.trades) cascade;
+drop view if exists analytics.fills, analytics.orders, analytics.trades cascade;
 
 drop table if exists bj.book_changes;
+drop table if exists bj.book_levels;
 drop type if exists bj.take_account cascade;
 drop type if exists bj.take_plan cascade;
 drop type if exists bj.fill cascade;

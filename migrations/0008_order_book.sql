@@ -105,6 +105,21 @@ alter table bj.trades
   add column other_trade_id bigint,
   add column price numeric(12, 9);
 
+-- The book by price level: resting shares and orders at each price of each outcome and side,
+-- kept by every change of a resting order (a cache of bj.orders, checked by the invariants), so
+-- that neither a change nor a reader of the book scans a level's orders.
+create table bj.book_levels (
+  market_id bigint not null,
+  outcome smallint not null,
+  side text not null,
+  price numeric(12, 9) not null,
+  shares bj.shares6 not null default 0,
+  orders int not null default 0,
+  primary key (market_id, outcome, side, price)
+);
+alter table bj.book_levels enable row level security;
+alter table bj.book_levels force row level security;
+
 -- The book's changes, for streams: each transaction that changes a market's book takes the
 -- next number of its gap-free sequence (markets.book_seq) and records every price level it
 -- changed, as the level is after it (resting shares and orders; 0 and 0: the level is gone).

@@ -4,7 +4,7 @@
 -- maker, phases, batches, expiry, stop-limits; every refusal changes nothing.
 begin;
 \ir helpers/setup.psql
-select plan(117);
+select plan(125);
 
 -- a limit order (the price form), and its id
 create function tests.limit(p_user bigint, p_market text, p_outcome text, p_side text, p_shares numeric,
@@ -262,6 +262,43 @@ select is((select filled::numeric from bj.orders where id = tests.id(:'sl')), 10
           'having sold to the market maker down to 0.50 first (q from 50 to 40)');
 select is(jsonb_array_length(:'down'::jsonb -> 'triggered'), 1, 'the trade that crossed it lists it');
 
+-- rounding: a taker pays its fills rounded up and receives them rounded down, to the millionth;
+-- the fee on the rounded amount, rounded up
+select admin.create_market('b4', 'rounding', pricing => 'book', fee_rate => 0.02) \gset
+select tests.limit(:alice, 'b4', 'YES', 'sell', 1, 0.37) \gset
+select tests.limit(:bob, 'b4', 'YES', 'buy', 0.333333, 0.37, 'ioc') as rb \gset
+select results_eq(format('select amount::numeric, fee::numeric, total::numeric from bj.trades where order_id = %s', tests.id(:'rb')),
+                  $$values (0.123334::numeric, 0.002467::numeric, 0.125801::numeric)$$,
+                  'a buy of 0.333333 at 0.37 pays ceil(0.12333321) and a fee of ceil(0.00246668)');
+select tests.limit(:alice, 'b4', 'YES', 'buy', 1, 0.37) \gset
+select tests.limit(:bob, 'b4', 'YES', 'sell', 0.333333, 0.37, 'ioc') as rs \gset
+select results_eq(format('select amount::numeric, fee::numeric, total::numeric from bj.trades where order_id = %s', tests.id(:'rs')),
+                  $$values (0.123333::numeric, 0.002467::numeric, 0.120866::numeric)$$,
+                  'a sale of 0.333333 at 0.37 receives floor(0.12333321), less a fee of ceil(0.00246666)');
+
+-- a resting order is rounded over its whole quantity: three fills of a bid for 1 at 0.37 pay
+-- 0.37 together, exactly what it escrowed (one by one, each rounded up, they would pay 0.370002)
+select admin.create_market('b6', 'rounding over the whole', pricing => 'book') \gset
+select tests.limit(:alice, 'b6', 'YES', 'buy', 1, 0.37) as whole \gset
+select tests.limit(:bob, 'b6', 'YES', 'sell', 0.333333, 0.37, 'ioc') \gset
+select tests.limit(:bob, 'b6', 'YES', 'sell', 0.333333, 0.37, 'ioc') \gset
+select tests.limit(:bob, 'b6', 'YES', 'sell', 0.333334, 0.37, 'ioc') \gset
+select results_eq(format('select amount::numeric from bj.trades where order_id = %s order by id', tests.id(:'whole')),
+                  $$values (0.123334::numeric), (0.123333), (0.123333)$$,
+                  'the maker pays ceil(0.37 F'') - ceil(0.37 F) for each fill taking its filled quantity from F to F''');
+
+-- a maker fee: a resting bid escrows it with its cost, and its fills pay it from there
+select admin.create_market('b5', 'maker fee', pricing => 'book', maker_fee_rate => 0.01) \gset
+select tests.limit(:alice, 'b5', 'YES', 'buy', 10, 0.33) as mf \gset
+select is((:'mf'::jsonb -> 'locked' ->> 'cash')::numeric, 3.333000,
+          'a bid of 10 at 0.33 with a maker fee of 1 % escrows 3.30 and 0.033');
+select tests.balance(:alice) as alice_mf \gset
+select tests.limit(:bob, 'b5', 'YES', 'sell', 10, 0.33, 'ioc') \gset
+select results_eq(format('select status, locked_cash::numeric from bj.orders where id = %s', tests.id(:'mf')),
+                  $$values ('filled', 0::numeric)$$, 'filled, the escrow paid the cost and the fee exactly');
+select is((select fee::numeric from bj.trades where order_id = tests.id(:'mf')), 0.033000, 'the maker''s fee');
+select is(tests.balance(:alice), :alice_mf::numeric, 'and nothing more came from the maker''s cash');
+
 -- the book's changes: one number per transaction, each level as it is after it
 select admin.create_market('b3', 'three ways', '{A,B,C}', pricing => 'book') \gset
 select id as b3 from bj.markets where code = 'b3' \gset
@@ -278,7 +315,10 @@ select is((api.get_market('b3') ->> 'book_seq')::bigint, 1::bigint, 'and so does
 select bj.cancel_order(:bob, tests.id(:'d2')) \gset
 select results_eq(format('select shares::numeric, orders from bj.book_changes where market_id = %s and outcome = 1', :b3),
                   $$values (10::numeric, 1)$$, 'a cancel records the level it left');
-select tests.limit(:carol, 'b3', 'A', 'sell', 10, 0.30) \gset
+select tests.limit(:carol, 'b3', 'A', 'sell', 4, 0.30) \gset
+select results_eq(format('select shares::numeric, orders from bj.book_changes where market_id = %s and outcome = 1 and side = ''buy''', :b3),
+                  $$values (6::numeric, 1)$$, 'a fill records what remains at the level');
+select tests.limit(:carol, 'b3', 'A', 'sell', 6, 0.30) \gset
 select results_eq(format('select shares::numeric, orders from bj.book_changes where market_id = %s and outcome = 1 and side = ''buy''', :b3),
                   $$values (0::numeric, 0)$$, 'a fill that empties a level records it gone');
 select is((select seq from bj.book_changes where market_id = :b3 group by seq), 1::bigint,

@@ -3,7 +3,7 @@
 -- the checker must name that one and only that one.
 begin;
 \ir helpers/setup.psql
-select plan(21);
+select plan(22);
 
 -- a state with longs, a short with collateral, fees and two markets
 select tests.market('i1') as i1, tests.market('i2', '{A,B,C}', 50) as i2 \gset
@@ -27,7 +27,7 @@ select is_empty('select * from admin.check_invariants()', 'the state to break ho
 -- the names the checker can report, read from its definition: a new one without a case here fails
 select is((select array_agg(distinct m[1] order by m[1])
              from regexp_matches(pg_get_functiondef('admin.check_invariants'::regproc), $$SELECT '([a-z ]+)'::text$$, 'g') m),
-          array['balance equals ledger', 'balance is not negative', 'book is not crossed',
+          array['balance equals ledger', 'balance is not negative', 'book is not crossed', 'book levels add up',
                 'collateral covers shorts', 'collateral equals ledger', 'escrow equals ledger', 'fill at the resting price',
                 'ledger is guarded', 'ledger position has a row', 'market has a quantity per outcome',
                 'market is solvent', 'market quantity equals ledger', 'minted pairs equal ledger',
@@ -94,11 +94,18 @@ update bj.trades set user_id = -1 where id = (select max(id) from bj.trades wher
 select is(tests.reported(), '{trade names its market and trader}', 'a trade whose trader does not exist');
 rollback to savepoint s;
 
+update bj.book_levels l set orders = l.orders + 1 from bj.orders o
+ where o.id = :bid and (l.market_id, l.outcome, l.side, l.price) = (o.market_id, o.outcome, o.side, o.price);
+select is(tests.reported(), '{book levels add up}', 'a level counting an order that is not there');
+rollback to savepoint s;
+
 update bj.orders set locked_cash = locked_cash + 1 where id = :bid;
 select is(tests.reported(), '{escrow equals ledger}', 'an order whose escrow the ledger does not hold');
 rollback to savepoint s;
 
 update bj.orders set filled = filled + 1 where id = :bid;
+update bj.book_levels l set shares = l.shares - 1 from bj.orders o
+ where o.id = :bid and (l.market_id, l.outcome, l.side, l.price) = (o.market_id, o.outcome, o.side, o.price);
 select is(tests.reported(), '{order fills add up}', 'an order filled beyond its trades');
 rollback to savepoint s;
 
@@ -111,10 +118,13 @@ select is(tests.reported(), '{minted pairs equal ledger}', 'pairs the mint accou
 rollback to savepoint s;
 
 update bj.orders set price = 0.30 where id = :ask;
+update bj.book_levels set price = 0.30 where market_id = :i3 and side = 'sell' and price = 0.70;
 select is(tests.reported(), '{book is not crossed}', 'an ask below the best bid');
 rollback to savepoint s;
 
 update bj.orders set price = 0.60 where id = :amm_bid;
+update bj.book_levels set price = 0.60 where market_id = (select market_id from bj.orders where id = :amm_bid)
+                                         and side = 'buy' and price = 0.30;
 select is(tests.reported(), '{no resting order is marketable against the market maker}',
           'a bid above the market maker''s price');
 rollback to savepoint s;

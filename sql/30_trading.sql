@@ -608,10 +608,9 @@ begin
            locked_cash = o.locked_cash - case v_f.maker_side when 'buy' then v_f.maker_amount + v_f.maker_fee
                                                              else v_short end
      where o.id = v_o.id returning * into v_o;
+    perform bj.touch_level(p_market.id, v_o.outcome, v_o.side, v_o.price, -v_f.shares, 0);
     if v_o.remaining = 0 then
-      perform bj.close_order(p_journal, v_o, 'filled', null);
-    else
-      perform bj.touch_level(p_market.id, v_o.outcome, v_o.side, v_o.price);
+      perform bj.close_order(p_journal, v_o, 'filled', null);  -- (and it leaves the level)
     end if;
     if not v_o.user_id = any (v_makers) then
       v_makers := v_makers || v_o.user_id;

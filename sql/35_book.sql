@@ -116,13 +116,19 @@ end $$;
 ---------------------------------------------------------------------------------------------
 -- The book's changes (for streams): a gap-free sequence per market, one number per transaction
 
--- Record a price level as it is now, under this transaction's number in the market's book
--- sequence (taken at its first change of that market's book: the market's row is locked).
-create or replace function bj.touch_level(p_market bigint, p_outcome int, p_side text, p_price numeric)
+-- Change a price level by a resting order's change (p_shares resting shares, p_orders orders;
+-- negative: they left it), and record the level as it is after, under this transaction's
+-- number in the market's book sequence (taken at its first change of that market's book,
+-- under the market's lock, and kept in a transaction-local setting).
+drop function if exists bj.touch_level(bigint, int, text, numeric);
+create or replace function bj.touch_level(p_market bigint, p_outcome int, p_side text, p_price numeric,
+                                          p_shares numeric, p_orders int)
 returns void
 language plpgsql as $$
 declare
   v_seq bigint := nullif(current_setting('bj.book_seq_' || p_market, true), '')::bigint;
+  v_shares numeric;
+  v_orders int;
 begin
   if v_seq is null then
     update bj.markets m set book_seq = m.book_seq + 1, version = m.version + 1,
@@ -130,11 +136,13 @@ begin
      where m.id = p_market returning m.book_seq into v_seq;
     perform set_config('bj.book_seq_' || p_market, v_seq::text, true);
   end if;
+  insert into bj.book_levels as l (market_id, outcome, side, price, shares, orders)
+  values (p_market, p_outcome, p_side, p_price, p_shares, p_orders)
+  on conflict (market_id, outcome, side, price)
+  do update set shares = l.shares + excluded.shares, orders = l.orders + excluded.orders
+  returning l.shares, l.orders into v_shares, v_orders;
   insert into bj.book_changes as c (market_id, seq, outcome, side, price, shares, orders)
-  select p_market, v_seq, p_outcome, p_side, p_price, coalesce(sum(o.remaining), 0), count(*)
-    from bj.orders o
-   where o.market_id = p_market and o.outcome = p_outcome and o.side = p_side and o.price = p_price
-     and o.status = 'open' and o.kind = 'limit'
+  values (p_market, v_seq, p_outcome, p_side, p_price, v_shares, v_orders)
   on conflict (market_id, seq, outcome, side, price)
   do update set shares = excluded.shares, orders = excluded.orders;
 end $$;
@@ -204,7 +212,7 @@ begin
   update bj.orders o set locked_cash = v_escrow.cash, locked_shares = v_escrow.shares,
                          status = 'open'
    where o.id = p_order.id returning * into v_order;
-  perform bj.touch_level(p_market.id, v_order.outcome, v_order.side, v_order.price);
+  perform bj.touch_level(p_market.id, v_order.outcome, v_order.side, v_order.price, v_order.remaining, 1);
   return v_order;
 end $$;
 
@@ -239,7 +247,8 @@ begin
    where o.id = p_order.id returning * into v_order;
   if p_order.status = 'open' and p_order.kind = 'limit' then  -- it rested on the book
     update bj.markets m set resting = m.resting - 1 where m.id = p_order.market_id;
-    perform bj.touch_level(p_order.market_id, p_order.outcome, p_order.side, p_order.price);
+    perform bj.touch_level(p_order.market_id, p_order.outcome, p_order.side, p_order.price,
+                           -p_order.remaining, -1);
   end if;
   return v_order;
 end $$;
@@ -664,16 +673,21 @@ begin
   end if;
   for v_j in select i from generate_series(1, cardinality(p_market.outcomes)) i
               where p_outcome is null or p_market.outcomes[i] = p_outcome loop
+    -- the levels (bj.book_levels), less the expired orders the sweep has not closed yet
     with resting as (
-      select o.side, o.price, o.remaining from bj.orders o
-       where o.market_id = p_market.id and o.outcome = v_j and o.status = 'open' and o.kind = 'limit'
-         and (o.expires_at is null or o.expires_at > clock_timestamp())
+      select l.outcome, l.side, l.price, l.shares, l.orders from bj.book_levels l
+       where l.market_id = p_market.id and l.outcome in (v_j, 3 - v_j) and l.orders > 0
       union all
-      select case o.side when 'buy' then 'sell' else 'buy' end, 1 - o.price, o.remaining from bj.orders o
-       where v_binary and o.market_id = p_market.id and o.outcome = 3 - v_j and o.status = 'open'
-         and o.kind = 'limit' and (o.expires_at is null or o.expires_at > clock_timestamp())
+      select o.outcome, o.side, o.price, -o.remaining, -1 from bj.orders o
+       where o.status = 'open' and o.expires_at <= clock_timestamp() and o.market_id = p_market.id
+         and o.kind = 'limit' and o.outcome in (v_j, 3 - v_j)
     ), levels as (
-      select r.side, r.price, sum(r.remaining) as shares, count(*) as orders from resting r group by 1, 2
+      select case when r.outcome = v_j then r.side when r.side = 'buy' then 'sell' else 'buy' end as side,
+             case when r.outcome = v_j then r.price else 1 - r.price end as price,
+             sum(r.shares) as shares, sum(r.orders) as orders
+        from resting r
+       where r.outcome = v_j or v_binary
+       group by 1, 2 having sum(r.orders) > 0
     )
     select (select coalesce(jsonb_agg(jsonb_build_object('price', l.price, 'shares', l.shares::numeric(24, 6),
                                                          'orders', l.orders) order by l.price desc), '[]')

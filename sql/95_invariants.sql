@@ -97,6 +97,20 @@ begin atomic
         or o.status = 'filled' and o.filled = 0
         or o.status = 'open' and o.remaining <= 0
     union all
+    -- the book's levels are its resting orders, summed by price
+    select 'book levels add up', format('%s/%s %s %s', m.code, m.outcomes[x.outcome], x.side, x.price),
+           coalesce(x.want_shares, 0), coalesce(x.have_shares, 0)
+      from (select coalesce(o.market_id, l.market_id) as market_id, coalesce(o.outcome, l.outcome) as outcome,
+                   coalesce(o.side, l.side) as side, coalesce(o.price, l.price) as price,
+                   o.shares as want_shares, o.orders as want_orders, l.shares as have_shares, l.orders as have_orders
+              from (select o.market_id, o.outcome, o.side, o.price, sum(o.remaining) as shares, count(*) as orders
+                      from bj.orders o where o.status = 'open' and o.kind = 'limit'
+                     group by 1, 2, 3, 4) o
+              full join (select * from bj.book_levels l where l.orders <> 0 or l.shares <> 0) l
+                on (l.market_id, l.outcome, l.side, l.price) = (o.market_id, o.outcome, o.side, o.price)) x
+      join bj.markets m on m.id = x.market_id
+     where x.want_shares is distinct from x.have_shares or x.want_orders is distinct from x.have_orders
+    union all
     -- every fill against a resting order executed at that order's price (or its complement)
     select 'fill at the resting price', 'trade ' || t.id, o.price,
            case t.how when 'direct' then mt.price else 1 - mt.price end

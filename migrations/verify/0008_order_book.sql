@@ -5,3 +5,4 @@ select side, price, filled, cancelled, remaining, time_in_force, expires_at, pos
 select how, role, other_trade_id, price from bj.trades where false;
 select market_id, seq, outcome, side, price, shares, orders, xid, at from bj.book_changes where false;
 select (null::bj.fill).how, (null::bj.take_plan).fills, (null::bj.take_account).cash;
+select market_id, outcome, side, price, shares, orders from bj.book_levels where false;
