@@ -417,9 +417,13 @@ CREATE INDEX orders_triggers ON bj.orders USING btree (market_id, outcome, falls
 
 CREATE INDEX orders_user ON bj.orders USING btree (user_id, id);
 
+CREATE INDEX orders_user_open ON bj.orders USING btree (user_id, id) WHERE (status = 'open'::text);
+
 CREATE INDEX positions_market ON bj.positions USING btree (market_id, outcome);
 
 CREATE INDEX trades_market_time ON bj.trades USING btree (market_id, created_at);
+
+CREATE INDEX trades_order ON bj.trades USING btree (order_id) WHERE (order_id IS NOT NULL);
 
 CREATE INDEX trades_root ON bj.trades USING btree (root_trade_id) WHERE (root_trade_id IS NOT NULL);
 

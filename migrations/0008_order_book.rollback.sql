@@ -25,6 +25,8 @@ delete from bj.orders where kind in ('limit', 'market');
 drop index if exists bj.orders_triggers;
 create index orders_open on bj.orders (market_id, outcome, falls, trigger_price) where status = 'open';
 drop index if exists bj.orders_expiring;
+drop index if exists bj.orders_user_open;
+drop index if exists bj.trades_order;
 drop index if exists bj.orders_asks;
 drop index if exists bj.orders_bids;
 drop index if exists bj.orders_client_order_id;

@@ -87,6 +87,10 @@ create index orders_expiring on bj.orders (expires_at) where status = 'open' and
 drop index bj.orders_open;
 create index orders_triggers on bj.orders (market_id, outcome, falls, trigger_price)
   where status = 'open' and trigger_price is not null;
+-- a trader's open orders (api.me, cancelling all of mine), however many they closed before
+create index orders_user_open on bj.orders (user_id, id) where status = 'open';
+-- an order's fills (every order as clients read it)
+create index trades_order on bj.trades (order_id) where order_id is not null;
 
 -- A trade is one side of one fill: against the market maker, or against a resting order (then
 -- both sides have a trade, each naming the other). how: 'amm', 'direct' (shares change hands),

@@ -3,7 +3,10 @@
 1. SQL path (pgbench): the bare transaction of a trade's shape, api.trade on one hot market
    and on ten markets (sent as the HTTP layer sends a write), the bare transaction committed
    the same way (for comparison); and, timed in one session, the trade with and without the
-   stop check (50 uncrossed orders).
+   stop check (50 uncrossed orders); the book: eight market orders in one api.place_orders on
+   the hot market (orders per second against the bare transaction), a limit order resting on a
+   book of 100,000 orders against an empty one, and (timed in the database) a buy sweeping ten
+   levels and the market maker between them against the market maker alone.
 2. HTTP path: 32 and 128 concurrent clients trading on the hot market, against the SQL rate.
 3. Stream: 1,000 subscribers while trades commit at 100/s: delivery delay and server memory.
 4. Login flood: a trader's api.me() latency while 80 clients log in without pause (bcrypt cost
@@ -38,14 +41,15 @@ SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
 SECRET = os.environ.get("BETJEE_JWT_SECRET") or "bench-secret-" + "b" * 40
 
 
-def pgbench(url: str, script: str, clients: int) -> float:
+def pgbench(url: str, script: str, clients: int, **defines: str) -> float:
     env = {**os.environ}
     for line in subprocess.run([sys.executable, str(ROOT / "scripts" / "db.py"), "env", url],
                                capture_output=True, text=True, check=True).stdout.splitlines():
         key, _, value = line.removeprefix("export ").partition("=")
         env[key] = value.strip("'")
     out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
-                          "-T", str(SECONDS), "-f", str(ROOT / "bench" / script)],
+                          "-T", str(SECONDS), "-f", str(ROOT / "bench" / script),
+                          *(f"-D{k}={v}" for k, v in defines.items())],
                          env=env, capture_output=True, text=True, check=False)
     match = re.search(r"tps = ([0-9.]+) \(without initial connection time\)", out.stdout)
     if not match or out.returncode != 0:
@@ -56,14 +60,28 @@ def pgbench(url: str, script: str, clients: int) -> float:
     return float(match.group(1))
 
 
-def alternate(url: str, *scripts: str, rounds: int = 3) -> list[float]:
-    """Mean rates of the scripts, run in turn `rounds` times, so that a drift in the machine's
-    speed hits them all alike."""
+def alternate(url: str, *scripts: str | tuple[str, dict], rounds: int = 3) -> list[float]:
+    """Mean rates of the scripts (a name, or a name and its -D variables), run in turn `rounds`
+    times, so that a drift in the machine's speed hits them all alike."""
     rates: list[list[float]] = [[] for _ in scripts]
     for _ in range(rounds):
         for i, script in enumerate(scripts):
-            rates[i].append(pgbench(url, script, 8))
+            name, defines = (script, {}) if isinstance(script, str) else script
+            rates[i].append(pgbench(url, name, 8, **defines))
     return [statistics.mean(r) for r in rates]
+
+
+def sweep(url: str, rounds: int = 4, sweeps: int = 50) -> tuple[float, float]:
+    """A buy through ten resting levels and the market maker between them, against the same
+    buy from the market maker alone, timed inside the database (bench.sweep), alternating.
+    Returns the mean microseconds of each."""
+    took: dict[int, list[float]] = {0: [], 10: []}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(rounds):
+            for levels in (0, 10):
+                for _ in range(sweeps):
+                    took[levels].append(float(conn.execute("select bench.sweep(%s)", [levels]).fetchone()[0]))
+    return statistics.mean(took[0]), statistics.mean(took[10])
 
 
 def stop_check(url: str, rounds: int = 4, trades: int = 1000) -> tuple[float, float]:
@@ -243,16 +261,24 @@ def main() -> None:
         dbtool.up(url)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute((ROOT / "bench" / "setup.sql").read_text())
+            conn.execute((ROOT / "bench" / "deep_book.sql").read_text())
         print(f"each run {SECONDS} s, 8 clients unless said; rates in transactions per second;"
               " compared runs alternate three times and average")
-        bare, hot, bare_async = alternate(url, "bare.sql", "trade_hot.sql", "bare_async.sql")
+        bare, hot, bare_async, batches = alternate(url, "bare.sql", "trade_hot.sql", "bare_async.sql",
+                                                   "batch_hot.sql")
         ten = pgbench(url, "trade_ten.sql", 8)
+        shallow, deep = alternate(url, ("book_rest.sql", {"market": "shallow"}),
+                                  ("book_rest.sql", {"market": "deep"}))
         without, with_stops = stop_check(url)
+        amm_only, ten_levels = sweep(url)
         rows = [("bare transaction (baseline)", bare, 1.0),
                 ("api.trade, one hot market", hot, hot / bare),
                 ("api.trade, ten markets", ten, ten / bare),
                 ("bare transaction committed as a trade is (not the baseline)", bare_async, bare_async / bare),
                 ("api.trade, one hot market, against that", hot, hot / bare_async),
+                ("api.place_orders, 8 market orders, hot market: orders/s", batches * 8, batches * 8 / bare),
+                ("rest + cancel a limit order, empty book (baseline)", shallow, 1.0),
+                ("rest + cancel a limit order, 100,000 resting", deep, deep / shallow),
                 ("trade without stop check (one session)", without, 1.0),
                 ("trade with stop check, 50 open orders (one session)", with_stops, with_stops / without)]
         proc, base = serve(url)
@@ -276,6 +302,9 @@ def main() -> None:
         for label, rate, ratio in rows:
             print(f"{label:62} {rate:9.0f} {ratio:7.2f}")
         print(f"stop check overhead: {(1 - with_stops / without) * 100:.1f} % of a trade")
+        print(f"sweep: a buy through 10 levels and the market maker between them {ten_levels:.0f} us,"
+              f" from the market maker alone {amm_only:.0f} us: {(ten_levels - amm_only) / 10:.0f} us per level"
+              f" ({ten_levels / amm_only:.2f}x)")
         print(f"stream: 1000 subscribers, 100 trades/s: delivery p50 {p50:.0f} ms, p99 {p99:.0f} ms,"
               f" {missed} updates missed, server RSS {rss} MiB")
         for label, (median, p90, statuses) in (("quiet", quiet), ("80 logins, one hash at a time", bounded),
