@@ -216,7 +216,7 @@ CREATE TABLE bj.orders (
     CONSTRAINT orders_remaining_check CHECK (((remaining)::numeric >= (0)::numeric)),
     CONSTRAINT orders_shares_check CHECK (((shares)::numeric > (0)::numeric)),
     CONSTRAINT orders_side_check CHECK ((side = ANY (ARRAY['buy'::text, 'sell'::text]))),
-    CONSTRAINT orders_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'open'::text, 'filled'::text, 'cancelled'::text]))),
+    CONSTRAINT orders_status_check CHECK ((status = ANY (ARRAY['open'::text, 'filled'::text, 'cancelled'::text]))),
     CONSTRAINT orders_stp_check CHECK ((stp = ANY (ARRAY['cancel_resting'::text, 'cancel_newest'::text]))),
     CONSTRAINT orders_time_in_force_check CHECK ((time_in_force = ANY (ARRAY['gtc'::text, 'gtd'::text, 'ioc'::text, 'fok'::text]))),
     CONSTRAINT orders_trigger_price_check CHECK (((trigger_price > (0)::numeric) AND (trigger_price < (1)::numeric)))
@@ -468,9 +468,6 @@ ALTER TABLE ONLY bj.positions
 
 ALTER TABLE ONLY bj.positions
     ADD CONSTRAINT positions_user_id_fkey FOREIGN KEY (user_id) REFERENCES bj.users(id);
-
-ALTER TABLE ONLY bj.trades
-    ADD CONSTRAINT trades_order_fk FOREIGN KEY (order_id) REFERENCES bj.orders(id);
 
 ALTER TABLE ONLY bj.trades
     ADD CONSTRAINT trades_root_trade_id_fkey FOREIGN KEY (root_trade_id) REFERENCES bj.trades(id);

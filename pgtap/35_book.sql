@@ -4,7 +4,7 @@
 -- maker, phases, batches, expiry, stop-limits; every refusal changes nothing.
 begin;
 \ir helpers/setup.psql
-select plan(125);
+select plan(130);
 
 -- a limit order (the price form), and its id
 create function tests.limit(p_user bigint, p_market text, p_outcome text, p_side text, p_shares numeric,
@@ -340,6 +340,23 @@ select results_eq(format('select shares::numeric, orders from bj.book_changes wh
                   $$values (0::numeric, 0)$$, 'and recording the level gone');
 select is(admin.expire_orders(), 0, 'a second sweep finds nothing');
 select throws_ok($$ select admin.expire_orders(0) $$, 'BJ021', null, 'the sweep''s limit lies between 1 and 100000');
+
+-- an ask's shares coming back free the collateral of a short its trader took while they were
+-- locked: carol holds 10, offers them, sells 5 more to the market maker (a short of 5), cancels
+select tests.market('h4') \gset
+select bj.trade(:carol, 'h4', 'YES', 'buy', 10, null, null, null, null) \gset
+select tests.limit(:carol, 'h4', 'YES', 'sell', 10, 0.99) as h4_ask \gset
+select bj.trade(:carol, 'h4', 'YES', 'sell', 5, null, null, null, null) \gset
+select is((select c.amount::numeric from bj.collateral c join bj.markets m on m.id = c.market_id
+            where c.user_id = :carol and m.code = 'h4'), 5::numeric, 'a short beside a resting ask locks its collateral');
+select tests.balance(:carol) as carol_before \gset
+select bj.cancel_order(:carol, tests.id(:'h4_ask')) \gset
+select is(tests.position(:carol, 'h4', 1), 5::numeric, 'cancelling the ask gives its shares back');
+select is((select c.amount::numeric from bj.collateral c join bj.markets m on m.id = c.market_id
+            where c.user_id = :carol and m.code = 'h4'), 0::numeric, 'and the short they cover needs no collateral');
+select is(tests.balance(:carol), :carol_before + 5, 'which comes back to cash');
+select is(tests.ledger(bj.collateral_account(:carol, (select id from bj.markets where code = 'h4'))), 0::numeric,
+          'through the ledger');
 
 -- closing a market cancels its resting orders and gives back their escrow
 select tests.balance(:alice) + tests.balance(:bob) + tests.balance(:carol) + tests.balance(:dave) as cash_before \gset

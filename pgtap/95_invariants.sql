@@ -3,7 +3,7 @@
 -- the checker must name that one and only that one.
 begin;
 \ir helpers/setup.psql
-select plan(22);
+select plan(24);
 
 -- a state with longs, a short with collateral, fees and two markets
 select tests.market('i1') as i1, tests.market('i2', '{A,B,C}', 50) as i2 \gset
@@ -28,11 +28,12 @@ select is_empty('select * from admin.check_invariants()', 'the state to break ho
 select is((select array_agg(distinct m[1] order by m[1])
              from regexp_matches(pg_get_functiondef('admin.check_invariants'::regproc), $$SELECT '([a-z ]+)'::text$$, 'g') m),
           array['balance equals ledger', 'balance is not negative', 'book is not crossed', 'book levels add up',
-                'collateral covers shorts', 'collateral equals ledger', 'escrow equals ledger', 'fill at the resting price',
+                'collateral equals ledger', 'collateral matches shorts', 'escrow equals ledger', 'fill at the resting price',
                 'ledger is guarded', 'ledger position has a row', 'market has a quantity per outcome',
                 'market is solvent', 'market quantity equals ledger', 'minted pairs equal ledger',
                 'no resting order is marketable against the market maker', 'order fills add up',
-                'pool equals ledger', 'position equals ledger', 'trade names its market and trader'],
+                'pool equals ledger', 'position equals ledger', 'trade names its market and trader',
+                'trade names its order'],
           'every invariant the checker reports is broken below');
 
 create function tests.reported() returns text[]
@@ -61,15 +62,24 @@ delete from bj.positions where user_id = :long and market_id = :i2;
 select is(tests.reported(), '{ledger position has a row}', 'a position the ledger holds and no row does');
 rollback to savepoint s;
 
-update bj.collateral set amount = amount + 1 where user_id = :short;
+-- the ledger locks one more than the cache says (the cash it came from follows)
+select tests.post(bj.cash_account(:short), bj.collateral_account(:short, :i1), 1);
+update bj.users set balance = balance - 1 where id = :short;
 select is(tests.reported(), '{collateral equals ledger}', 'collateral the ledger does not replay to');
+rollback to savepoint s;
+
+-- one more locked, in the ledger and the cache alike, than the short needs
+select tests.post(bj.cash_account(:short), bj.collateral_account(:short, :i1), 1);
+update bj.collateral set amount = amount + 1 where user_id = :short;
+update bj.users set balance = balance - 1 where id = :short;
+select is(tests.reported(), '{collateral matches shorts}', 'collateral more than the shorts need');
 rollback to savepoint s;
 
 -- collateral released in the ledger and the cache alike, leaving the short uncovered
 select tests.post(bj.collateral_account(:short, :i1), bj.cash_account(:short), 1);
 update bj.collateral set amount = amount - 1 where user_id = :short;
 update bj.users set balance = balance + 1 where id = :short;
-select is(tests.reported(), '{collateral covers shorts}', 'a short its collateral does not cover');
+select is(tests.reported(), '{collateral matches shorts}', 'a short its collateral does not cover');
 rollback to savepoint s;
 
 update bj.markets set pool = pool + 1 where id = :i1;
@@ -92,6 +102,10 @@ rollback to savepoint s;
 
 update bj.trades set user_id = -1 where id = (select max(id) from bj.trades where order_id is null);
 select is(tests.reported(), '{trade names its market and trader}', 'a trade whose trader does not exist');
+rollback to savepoint s;
+
+update bj.trades set order_id = (select max(id) + 1 from bj.orders) where id = (select max(id) from bj.trades where order_id is null);
+select is(tests.reported(), '{trade names its order}', 'a trade whose order does not exist');
 rollback to savepoint s;
 
 update bj.book_levels l set orders = l.orders + 1 from bj.orders o

@@ -476,6 +476,31 @@ begin
   end if;
 end $$;
 
+-- A trader's collateral in a market set to what their shorts need now: the worst payout,
+-- max(0, -min_i position_i), posted between their cash and collateral:U:M. For a trader whose
+-- positions moved outside a trade of their own: a maker's fill, an ask's shares coming back
+-- (bj.close_order). The trader's row is locked by the caller.
+create or replace function bj.settle_collateral(p_journal bigint, p_user bigint, p_market bigint)
+returns void
+language plpgsql as $$
+declare
+  v_req numeric;
+  v_locked numeric;
+begin
+  select greatest(0, -least(0, min(p.shares))),
+         coalesce((select c.amount from bj.collateral c where c.user_id = p_user and c.market_id = p_market), 0)
+    into v_req, v_locked
+    from bj.positions p where p.user_id = p_user and p.market_id = p_market;
+  if v_req = v_locked then
+    return;
+  end if;
+  perform bj.post(p_journal, 'collateral', 'coin', bj.cash_account(p_user),
+                  bj.collateral_account(p_user, p_market), v_req - v_locked, p_user, p_market);
+  update bj.users u set balance = u.balance - (v_req - v_locked) where u.id = p_user;
+  insert into bj.collateral as c (user_id, market_id, amount) values (p_user, p_market, v_req)
+  on conflict (user_id, market_id) do update set amount = excluded.amount;
+end $$;
+
 -- Write the fills of a checked plan against resting orders (bj.post_fills' part for the book),
 -- each as two trades (the taker's and the maker's, naming each other) and its double-entry
 -- postings, then each maker's account: balance, position, collateral, and their order's fill
@@ -503,9 +528,6 @@ declare
   v_k int;
   v_makers bigint[] := '{}';
   v_m bigint;
-  v_req numeric;
-  v_locked numeric;
-  v_pos numeric;
   v_buy boolean := p_side = 'buy';
   asset_j text := bj.share_asset(p_market.id, p_j);
   taker_cash text := bj.cash_account(p_user);
@@ -619,16 +641,7 @@ begin
 
   -- each maker's collateral: the worst payout of their shorts in this market now
   foreach v_m in array v_makers loop
-    select greatest(0, -least(0, min(p.shares))), coalesce((select c.amount from bj.collateral c
-             where c.user_id = v_m and c.market_id = p_market.id), 0)
-      into v_req, v_locked
-      from bj.positions p where p.user_id = v_m and p.market_id = p_market.id;
-    continue when v_req = v_locked;
-    perform bj.post(p_journal, 'collateral', 'coin', bj.cash_account(v_m),
-                    bj.collateral_account(v_m, p_market.id), v_req - v_locked, v_m, p_market.id);
-    update bj.users u set balance = u.balance - (v_req - v_locked) where u.id = v_m;
-    insert into bj.collateral as c (user_id, market_id, amount) values (v_m, p_market.id, v_req)
-    on conflict (user_id, market_id) do update set amount = excluded.amount;
+    perform bj.settle_collateral(p_journal, v_m, p_market.id);
   end loop;
   return v_first;
 end $$;

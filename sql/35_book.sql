@@ -172,53 +172,53 @@ end $$;
 
 -- Rest what remains of an order on the book: lock its escrow (coins from the trader's cash,
 -- shares from their position, each a posting to order:O) and count it in the market's book.
--- The trader's and the market's rows are locked by the caller.
-create or replace function bj.rest_order(p_journal bigint, p_market bj.markets, p_order bj.orders)
-returns bj.orders
+-- Answers what it locked; the caller writes the order's row with it (bj.submit_order). The
+-- trader's and the market's rows are locked by the caller.
+drop function if exists bj.rest_order(bigint, bj.markets, bj.orders);
+create or replace function bj.rest_order(p_journal bigint, p_market bj.markets, p_order bigint,
+                                         p_user bigint, p_j int, p_side text, p_price numeric,
+                                         p_remaining numeric, out cash numeric, out shares numeric)
 language plpgsql as $$
 declare
   v_held numeric;
   v_balance numeric;
   v_escrow record;
-  v_order bj.orders;
 begin
   select coalesce((select p.shares from bj.positions p
-                    where p.user_id = p_order.user_id and p.market_id = p_market.id
-                      and p.outcome = p_order.outcome), 0),
+                    where p.user_id = p_user and p.market_id = p_market.id and p.outcome = p_j), 0),
          u.balance
     into v_held, v_balance
-    from bj.users u where u.id = p_order.user_id;
-  v_escrow := bj.escrow_for(p_market, p_order.side, p_order.price, p_order.remaining, v_held);
-  if v_escrow.shares < p_order.remaining and p_order.side = 'sell'
+    from bj.users u where u.id = p_user;
+  v_escrow := bj.escrow_for(p_market, p_side, p_price, p_remaining, v_held);
+  if v_escrow.shares < p_remaining and p_side = 'sell'
      and not (select m.shorts from bj.pricing_models m where m.name = p_market.pricing) then
     perform bj.raise('BJ005', format('you hold %s shares of %s, and this market allows no short sales',
-                                     v_held, p_market.outcomes[p_order.outcome]));
+                                     v_held, p_market.outcomes[p_j]));
   end if;
   if v_escrow.cash > v_balance then
     perform bj.raise('BJ001', format('resting this order locks %s, available %s',
                                      v_escrow.cash::numeric(24, 6), v_balance));
   end if;
-  perform bj.post(p_journal, 'escrow', 'coin', bj.cash_account(p_order.user_id),
-                  bj.order_account(p_order.id), v_escrow.cash, p_order.user_id, p_market.id);
-  perform bj.post(p_journal, 'escrow', bj.share_asset(p_market.id, p_order.outcome),
-                  bj.position_account(p_order.user_id, p_market.id, p_order.outcome),
-                  bj.order_account(p_order.id), v_escrow.shares, p_order.user_id, p_market.id);
-  update bj.users u set balance = u.balance - v_escrow.cash where u.id = p_order.user_id;
+  perform bj.post(p_journal, 'escrow', 'coin', bj.cash_account(p_user),
+                  bj.order_account(p_order), v_escrow.cash, p_user, p_market.id);
+  perform bj.post(p_journal, 'escrow', bj.share_asset(p_market.id, p_j),
+                  bj.position_account(p_user, p_market.id, p_j),
+                  bj.order_account(p_order), v_escrow.shares, p_user, p_market.id);
+  update bj.users u set balance = u.balance - v_escrow.cash where u.id = p_user;
   if v_escrow.shares > 0 then
     update bj.positions p set shares = p.shares - v_escrow.shares
-     where p.user_id = p_order.user_id and p.market_id = p_market.id and p.outcome = p_order.outcome;
+     where p.user_id = p_user and p.market_id = p_market.id and p.outcome = p_j;
   end if;
   update bj.markets m set resting = m.resting + 1 where m.id = p_market.id;
-  update bj.orders o set locked_cash = v_escrow.cash, locked_shares = v_escrow.shares,
-                         status = 'open'
-   where o.id = p_order.id returning * into v_order;
-  perform bj.touch_level(p_market.id, v_order.outcome, v_order.side, v_order.price, v_order.remaining, 1);
-  return v_order;
+  perform bj.touch_level(p_market.id, p_j, p_side, p_price, p_remaining, 1);
+  cash := v_escrow.cash;
+  shares := v_escrow.shares;
 end $$;
 
 -- Close an order: 'filled' (nothing remains) or 'cancelled' (with its reason: what remains will
 -- never execute). Whatever it still locks goes back to its trader (coins to cash, shares to the
--- position), and a resting order leaves the market's book. The order's and its trader's rows
+-- position, and with them any collateral those shares make needless), and a resting order
+-- leaves the market's book. The order's and its trader's rows
 -- are locked by the caller, and so is the market's if it rested.
 create or replace function bj.close_order(p_journal bigint, p_order bj.orders, p_status text,
                                           p_reason text)
@@ -240,6 +240,8 @@ begin
     insert into bj.positions as p (user_id, market_id, outcome, shares)
     values (p_order.user_id, p_order.market_id, p_order.outcome, p_order.locked_shares)
     on conflict (user_id, market_id, outcome) do update set shares = p.shares + excluded.shares;
+    -- shares back may cover a short taken while they were locked: its collateral comes free
+    perform bj.settle_collateral(p_journal, p_order.user_id, p_order.market_id);
   end if;
   update bj.orders o
      set status = p_status, reason = p_reason, cancelled = o.shares - o.filled,
@@ -278,13 +280,13 @@ end $$;
 -- An order: its terms, its state (filled + remaining + cancelled = shares), what it locks, and
 -- its fills ({trade_id, price, shares, counterparty}: 'book' or 'amm'), oldest first.
 create or replace function bj.order_json(p_order bj.orders) returns jsonb
-language sql stable
-begin atomic
-  select jsonb_strip_nulls(jsonb_build_object(
+language plpgsql stable as $$
+begin
+  return (select jsonb_strip_nulls(jsonb_build_object(
            'order_id', p_order.id, 'client_order_id', p_order.client_order_id, 'market', m.code,
            'outcome', m.outcomes[p_order.outcome], 'kind', p_order.kind, 'side', p_order.side,
            'price', p_order.price, 'shares', p_order.shares, 'filled', p_order.filled,
-           'remaining', case when p_order.status in ('open', 'pending') then p_order.remaining else 0 end,
+           'remaining', case when p_order.status = 'open' then p_order.remaining else 0 end,
            'cancelled', p_order.cancelled, 'status', p_order.status, 'reason', p_order.reason,
            'time_in_force', p_order.time_in_force, 'expires_at', p_order.expires_at,
            'post_only', p_order.post_only, 'persistence', p_order.persistence, 'stp', p_order.stp,
@@ -298,17 +300,19 @@ begin atomic
                        'shares', t.shares, 'counterparty', case t.how when 'amm' then 'amm' else 'book' end)
                        order by t.id)
                 from bj.trades t where t.order_id = p_order.id and t.user_id = p_order.user_id), '[]'))
-    from bj.markets m where m.id = p_order.market_id;
-end;
+    from bj.markets m where m.id = p_order.market_id);
+end $$;
 
 ---------------------------------------------------------------------------------------------
 -- Placing
 
 -- Submit an order on a locked, open market: take what is marketable (bj.plan_fills and the
 -- taking path's check and post), then rest what remains (gtc, gtd) with its escrow, or cancel it
--- (ioc, fok, market orders). The order's row is inserted 'pending', so the router never meets
--- it. p_cooldown_ms: the trader's cooldown, checked if the order takes (null: not checked, as
--- for a batch's later orders or a fired stop). p_root: the trade that fired it, if any.
+-- (ioc, fok, market orders). The order's row is written once, at the end, with its fate (so the
+-- router never meets it, and an order that takes and goes costs one insert): its trades, written
+-- before it, name the id it is given first. p_cooldown_ms: the trader's cooldown, checked if the
+-- order takes (null: not checked, as for a batch's later orders or a fired stop). p_root: the
+-- trade that fired it, if any; p_existing: the fired stop-limit whose row it becomes.
 -- Returns the order's row; the caller answers with bj.order_json.
 create or replace function bj.submit_order(
   p_user bigint, p_market bj.markets, p_j int, p_side text, p_kind text, p_shares numeric,
@@ -318,25 +322,19 @@ create or replace function bj.submit_order(
 returns bj.orders
 language plpgsql as $$
 declare
+  v_id bigint := coalesce(p_existing, nextval('bj.orders_id_seq'));
   v_order bj.orders;
   v_plan bj.take_plan;
   v_account bj.take_account;
   v_trade bigint;
   v_crossed boolean := false;
   v_journal bigint := nextval('bj.journal_seq');
+  v_status text := 'cancelled';
+  v_reason text;
+  v_locked_cash numeric := 0;
+  v_locked_shares numeric := 0;
   v_fired jsonb;
 begin
-  if p_existing is null then
-    insert into bj.orders (user_id, market_id, outcome, kind, side, shares, price, time_in_force,
-                           expires_at, post_only, persistence, client_order_id, stp, request, status)
-    values (p_user, p_market.id, p_j, p_kind, p_side, p_shares, p_price, p_tif, p_expires_at,
-            p_post_only, p_persistence, p_client_order_id, p_stp, p_request, 'pending')
-    returning * into v_order;
-  else  -- a fired stop-limit becomes the limit order it names
-    update bj.orders o set kind = 'limit', status = 'pending', price = p_price
-     where o.id = p_existing returning * into v_order;
-  end if;
-
   -- take what is marketable, up to the order's price (a market order: any)
   v_plan := bj.plan_fills(p_market, p_j, p_side, p_shares, null, p_price, p_user, p_stp);
   if p_post_only and v_plan.shares > 0 then
@@ -346,28 +344,47 @@ begin
     perform bj.raise('BJ015', format('%s of %s shares fill now', v_plan.shares::numeric(24, 6), p_shares));
   end if;
   perform bj.lock_traders(v_plan, p_user, p_root is null);
-  perform bj.cancel_met(v_journal, v_plan, 'order ' || v_order.id);
+  perform bj.cancel_met(v_journal, v_plan, 'order ' || v_id);
   v_account := bj.check_take(p_market, p_user, p_j, p_side, v_plan,
                              case when v_plan.shares > 0 then p_cooldown_ms end, clock_timestamp(),
                              null, null);
   if v_plan.shares > 0 then
     select p.trade_id, p.crossed into v_trade, v_crossed
       from bj.post_fills(v_journal, p_market, p_user, p_j, p_side, v_plan, v_account,
-                         p_root, v_order.id, clock_timestamp(), p_root is null) p;
+                         p_root, v_id, clock_timestamp(), p_root is null) p;
   end if;
-  update bj.orders o set filled = v_plan.shares where o.id = v_order.id returning * into v_order;
 
   -- what remains rests (gtc, gtd) or is cancelled
-  if v_order.remaining = 0 then
-    v_order := bj.close_order(v_journal, v_order, 'filled', null);
+  if v_plan.shares = p_shares then
+    v_status := 'filled';
   elsif v_plan.stopped_by_stp then
-    v_order := bj.close_order(v_journal, v_order, 'cancelled', 'self-trade prevention: it met its trader''s resting order');
+    v_reason := 'self-trade prevention: it met its trader''s resting order';
   elsif p_kind = 'limit' and p_tif in ('gtc', 'gtd') then
     select * into p_market from bj.markets m where m.id = p_market.id;
-    v_order := bj.rest_order(v_journal, p_market, v_order);
+    select e.cash, e.shares into v_locked_cash, v_locked_shares
+      from bj.rest_order(v_journal, p_market, v_id, p_user, p_j, p_side, p_price, p_shares - v_plan.shares) e;
+    v_status := 'open';
   else
-    v_order := bj.close_order(v_journal, v_order, 'cancelled',
-      case when p_kind = 'market' then 'no more liquidity' else 'immediate or cancel' end);
+    v_reason := case when p_kind = 'market' then 'no more liquidity' else 'immediate or cancel' end;
+  end if;
+  if p_existing is null then
+    insert into bj.orders (id, user_id, market_id, outcome, kind, side, shares, price, time_in_force,
+                           expires_at, post_only, persistence, client_order_id, stp, request, status,
+                           reason, filled, cancelled, locked_cash, locked_shares, done_at)
+    overriding system value
+    values (v_id, p_user, p_market.id, p_j, p_kind, p_side, p_shares, p_price, p_tif, p_expires_at,
+            p_post_only, p_persistence, p_client_order_id, p_stp, p_request, v_status, v_reason,
+            v_plan.shares, case v_status when 'cancelled' then p_shares - v_plan.shares else 0 end,
+            v_locked_cash, v_locked_shares,
+            case when v_status <> 'open' then clock_timestamp() end)
+    returning * into v_order;
+  else  -- a fired stop-limit becomes the limit order it names (what it does not cover is cancelled)
+    update bj.orders o
+       set kind = 'limit', price = p_price, status = v_status, reason = v_reason, filled = v_plan.shares,
+           cancelled = case v_status when 'open' then o.cancelled else o.shares - v_plan.shares end,
+           locked_cash = v_locked_cash, locked_shares = v_locked_shares,
+           done_at = case when v_status <> 'open' then clock_timestamp() end
+     where o.id = v_id returning * into v_order;
   end if;
 
   -- a root order whose fills cross conditional orders fires them

@@ -91,7 +91,7 @@ select t.id as trade_id, m.code as market, u.username, m.outcomes[t.outcome] as 
 create or replace view analytics.orders as
 select o.id as order_id, m.code as market, u.username, m.outcomes[o.outcome] as outcome, o.kind, o.side,
        o.price, o.shares::numeric, o.filled::numeric,
-       case when o.status in ('open', 'pending') then o.remaining::numeric else 0 end as remaining,
+       case when o.status = 'open' then o.remaining::numeric else 0 end as remaining,
        o.cancelled::numeric, o.status, o.reason, o.time_in_force, o.expires_at, o.post_only,
        o.persistence, o.trigger_price, o.locked_cash::numeric, o.locked_shares::numeric,
        o.created_at, o.done_at

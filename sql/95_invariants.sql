@@ -31,19 +31,20 @@ begin atomic
        and not exists (select 1 from bj.positions p
                         where b.account = bj.position_account(p.user_id, p.market_id, p.outcome))
     union all
-    -- collateral equals its replay and covers every short: max(0, −min_i pos_i)
+    -- collateral equals its replay and what the trader's shorts need: max(0, −min_i pos_i)
     select 'collateral equals ledger', bj.collateral_account(c.user_id, c.market_id),
            coalesce(b.balance, 0), c.amount
       from bj.collateral c
       left join bal b on b.asset = 'coin' and b.account = bj.collateral_account(c.user_id, c.market_id)
      where c.amount <> coalesce(b.balance, 0)
     union all
-    select 'collateral covers shorts', bj.collateral_account(p.user_id, p.market_id),
-           greatest(0, -min(p.shares)), coalesce(max(c.amount), 0)
-      from bj.positions p
-      left join bj.collateral c on c.user_id = p.user_id and c.market_id = p.market_id
-     group by p.user_id, p.market_id
-    having coalesce(max(c.amount), 0) < greatest(0, -min(p.shares))
+    select 'collateral matches shorts', bj.collateral_account(k.user_id, k.market_id), k.required, k.locked
+      from (select coalesce(p.user_id, c.user_id) as user_id, coalesce(p.market_id, c.market_id) as market_id,
+                   greatest(0, -min(p.shares)) as required, coalesce(max(c.amount), 0) as locked
+              from bj.positions p
+              full join bj.collateral c on c.user_id = p.user_id and c.market_id = p.market_id
+             group by 1, 2) k
+     where k.required <> k.locked
     union all
     -- each market's pool equals its replay, its quantities equal the shares the maker issued
     -- (all retired once settled), and an unsettled pool covers whichever outcome wins
@@ -80,7 +81,7 @@ begin atomic
                                  (bj.share_asset(o.market_id, o.outcome), 'shares', o.locked_shares)) x(asset, what, locked)
       left join bal b on b.account = bj.order_account(o.id) and b.asset = x.asset
      where coalesce(b.balance, 0) <> x.locked
-        or o.status not in ('open', 'pending') and x.locked <> 0
+        or o.status <> 'open' and x.locked <> 0
     union all
     select 'escrow equals ledger', b.account || ' ' || b.asset, 0, b.balance
       from bal b
@@ -165,6 +166,13 @@ begin atomic
       from bj.trades t
      where not exists (select 1 from bj.markets m where m.id = t.market_id)
         or not exists (select 1 from bj.users u where u.id = t.user_id)
+    union all
+    -- every trade that names an order names one that exists (its row is written after its
+    -- trades: bj.submit_order), and every fill of a resting order names it
+    select 'trade names its order', 'trade ' || t.id, 1, 0
+      from bj.trades t
+     where t.order_id is not null and not exists (select 1 from bj.orders o where o.id = t.order_id)
+        or t.role = 'maker' and t.order_id is null
     union all
     -- one quantity per outcome (trades write q without the definition trigger seeing it)
     select 'market has a quantity per outcome', m.code, cardinality(m.outcomes), cardinality(m.q)
