@@ -54,7 +54,8 @@ run: seed
 	@mkdir -p .run && echo $$$$ > .run/server.pid && BETJEE_DATABASE_URL="$(DBURL)" exec .venv/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
 	  --workers $(WORKERS) --no-access-log --no-proxy-headers --timeout-graceful-shutdown 5
 
-test: deps
+test:
+	@scripts/deps.sh test
 	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
 	@BETJEE_ADMIN_URL="$(DBURL)" scripts/test.sh
 

@@ -20,11 +20,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from api import docs, rpc, stream
+from api import docs, rpc, stream, web
 from api.address import client_address, trusted_proxies
-from api.auth import AuthError, identify, secret
+from api.auth import ANON, AuthError, identify, secret
 from api.errors import Statuses, error
 
 MAX_BODY = int(os.environ.get("BETJEE_MAX_BODY", "65536"))
@@ -147,30 +147,54 @@ async def forward(request: Request) -> Response:
     if fn is None:
         return error(404, "PGRST202", f"no function api.{name}",
                      hint="GET /api/v1/openapi.json lists them")
+    # the bearer header, else the web app's session cookie
+    header = request.headers.get("authorization")
+    cookie = None if header else web.session_token(request)
     try:
-        who = identify(request.headers.get("authorization"), app.state.key)
+        who = identify(header or (cookie and f"Bearer {cookie}"), app.state.key)
     except AuthError as exc:
-        return error(401, "PGRST301", str(exc), headers={"WWW-Authenticate": "Bearer"})
+        response = error(401, "PGRST301", str(exc), headers={"WWW-Authenticate": "Bearer"})
+        if cookie:
+            web.clear_session(response, request)
+        return response
     readonly = request.method in ("GET", "HEAD")
     if readonly and not fn.readonly:
         return error(405, "PGRST101", f"api.{name} changes data: call it with POST",
                      headers={"Allow": "POST"})
+    if cookie and not readonly and not web.same_origin(request):
+        return cross_origin()
+    if readonly:
+        args = dict(request.query_params)
+    else:
+        args = await read_args(request)
+        if isinstance(args, Response):
+            return args
+    return await invoke(name, fn, args, who, request, readonly)
+
+
+async def read_args(request: Request) -> dict | Response:
+    """A POST's JSON object of named arguments, read no further than MAX_BODY."""
+    ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if ctype != "application/json":
+        return error(415, "PGRST107", "send the arguments as application/json")
+    length = request.headers.get("content-length") or "0"
+    if not length.isdigit() or int(length) > MAX_BODY:
+        return error(413, "PGRST413", f"the body exceeds {MAX_BODY} bytes")
+    body = bytearray()  # read no further than the limit (a chunked body has no length)
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            return error(413, "PGRST413", f"the body exceeds {MAX_BODY} bytes")
     try:
-        if readonly:
-            args = dict(request.query_params)
-        else:
-            ctype = request.headers.get("content-type", "application/json").split(";")[0].strip()
-            if ctype != "application/json":
-                return error(415, "PGRST107", "send the arguments as application/json")
-            length = request.headers.get("content-length") or "0"
-            if not length.isdigit() or int(length) > MAX_BODY:
-                return error(413, "PGRST413", f"the body exceeds {MAX_BODY} bytes")
-            body = bytearray()  # read no further than the limit (a chunked body has no length)
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_BODY:
-                    return error(413, "PGRST413", f"the body exceeds {MAX_BODY} bytes")
-            args = rpc.parse_body(bytes(body))
+        return rpc.parse_body(bytes(body))
+    except rpc.BadArguments as exc:
+        return error(400, "PGRST102", str(exc), hint=exc.hint)
+
+
+async def invoke(name: str, fn: rpc.Function, args: dict, who, request: Request,
+                 readonly: bool) -> Response:
+    """Call api.<name> with the arguments as `who`, at most as many at once as its limit."""
+    try:
         query = rpc.prepare(fn, args)
         limit = app.state.limits.get(name)
         if limit is None:
@@ -196,6 +220,41 @@ async def forward(request: Request) -> Response:
         return database_error(exc, f"api.{name}", who.anonymous)
     return Response(answer.body, status_code=answer.status, headers=answer.headers,
                     media_type="application/json")
+
+
+def cross_origin() -> Response:
+    return error(403, "PGRST403", "a write signed in by the session cookie must come from the "
+                 "app's own pages", details="the request's Origin is missing or another site's",
+                 hint="programs send Authorization: Bearer <token> instead of the cookie")
+
+
+async def session(request: Request) -> Response:
+    """The web app's login: POST {username, password} (with "signup": true, a new account)
+    calls api.login (api.signup) and keeps the token in an httpOnly, SameSite=Strict cookie
+    (Secure over HTTPS) instead of answering it; DELETE logs out (forgets the cookie). Only
+    from the app's own pages."""
+    if not web.same_origin(request):
+        return cross_origin()
+    if request.method == "DELETE":
+        response = JSONResponse({"logged_in": False})
+        web.clear_session(response, request)
+        return response
+    args = await read_args(request)
+    if isinstance(args, Response):
+        return args
+    name = "signup" if args.pop("signup", False) is True else "login"
+    fn = app.state.catalog.functions.get(name)
+    if fn is None:
+        return unreachable("the function catalog could not be read")
+    response = await invoke(name, fn, args, ANON, request, readonly=False)
+    if response.status_code != 200:
+        return response
+    answer = json.loads(response.body)
+    token = answer.pop("token")
+    claims = identify(f"Bearer {token}", app.state.key).claims
+    out = JSONResponse({**answer, "logged_in": True, "user_id": int(claims["sub"])})
+    web.set_session(out, request, token, int(claims["exp"] - time.time()))
+    return out
 
 
 async def call(fn: rpc.Function, query: rpc.Query, who, request: Request,
@@ -320,8 +379,13 @@ routes = [
     Route("/api/v1/openapi.json", openapi),
     Route("/api/v1/docs", docs_page),
     Route("/api/v1/stream", changes_stream),
+    Route("/api/v1/session", session, methods=["POST", "DELETE"]),
+    Route("/", web.index),
+    Mount("/assets", web.assets()),
+    Mount("/static", web.static()),
 ]
 app = Starlette(routes=routes, lifespan=lifespan, middleware=[
+    Middleware(web.SecurityHeaders),
     Middleware(CORS, allow_origins=origins, allow_methods=["GET", "POST"],
                allow_headers=["authorization", "content-type", "last-event-id"])],
     exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error})

@@ -1,8 +1,9 @@
 -- sql/90_analytics.sql: candles at any granularity (kept after settlement), calibration and
--- Brier scores on a constructed example, leaderboard, market stats and the house's results.
+-- Brier scores on a constructed example, leaderboard, market stats and the house's results;
+-- the public reads of the web app (the tape, trends, leaderboard, calibration, quote guards).
 begin;
 \ir helpers/setup.psql
-select plan(23);
+select plan(46);
 
 select tests.user('alice') as alice, tests.user('bob') as bob \gset
 select tests.market('h1') as h1 \gset
@@ -85,6 +86,59 @@ select results_eq($$ select username, kind, side, price, shares, filled, remaini
                   'orders as they stand');
 select is((select count(*) from analytics.trades where market = 'bk' and how = 'mint'), 2::bigint,
           'the trades view shows both sides of it');
+
+-- the public reads behind the web app's screens
+select tests.user('erin') as erin \gset
+select tests.market('w1') as w1 \gset
+select bj.trade(:erin, 'w1', 'YES', 'buy', 10, null, null, null, null) as w_t1 \gset
+select bj.trade(:erin, 'w1', 'NO', 'buy', 4, null, null, null, null) as w_t2 \gset
+select is(jsonb_array_length(api.market_trades('w1')), 2, 'the tape: every trade of the market');
+select is((select array_agg(k order by k) from jsonb_object_keys(api.market_trades('w1') -> 0) k),
+          '{at,outcome,price,price_after,shares,side}', 'and no trader named in it, nor a trade''s id');
+select is(api.market_trades('w1', 1) -> 0 ->> 'outcome', 'NO', 'newest first, at most max_rows');
+select is((select count(*)::int from jsonb_array_elements(api.market_trades('bk')) e),
+          (select count(*)::int from bj.trades t join bj.markets m on m.id = t.market_id where m.code = 'bk' and t.role is distinct from 'maker'),
+          'a book fill is on the tape once (its taker''s side)');
+select throws_ok($$ select api.market_trades('w1', 0) $$, 'BJ021', null, 'max_rows lies between 1 and 500');
+select throws_ok($$ select api.market_trades('nowhere') $$, 'BJ010', null, 'an unknown market');
+
+select api.market_trends(market => 'w1') -> 0 as trend \gset
+select is(jsonb_array_length(:'trend'::jsonb -> 'outcomes' -> 0 -> 'spark'), 25, 'a trend: 25 hourly prices');
+select is((:'trend'::jsonb -> 'outcomes' -> 0 ->> 'price')::numeric,
+          (api.get_market('w1') -> 'outcomes' -> 0 ->> 'price')::numeric, 'ending at the price now');
+select is((:'trend'::jsonb -> 'outcomes' -> 0 ->> 'price_24h_ago')::numeric, 0.5::numeric,
+          'a market younger than a day: its opening price 24 hours ago');
+select is((:'trend'::jsonb -> 'outcomes' -> 0 ->> 'change_24h')::numeric,
+          (:'trend'::jsonb -> 'outcomes' -> 0 ->> 'price')::numeric - 0.5, 'the change is now less then');
+select is((:'trend'::jsonb ->> 'volume_24h')::numeric,
+          (:'w_t1'::jsonb ->> 'amount')::numeric + (:'w_t2'::jsonb ->> 'amount')::numeric, 'the day''s volume');
+select is((select count(*)::int from jsonb_array_elements(api.market_trends('resolved'))),
+          (select count(*)::int from bj.markets where status = 'resolved'), 'trends by status');
+select throws_ok($$ select api.market_trends('sideways') $$, 'BJ021', null, 'a status that is none');
+
+select is((select array_agg(k order by k) from jsonb_object_keys(api.leaderboard(1) -> 0) k),
+          '{net_worth,profit,rank,username}', 'the leaderboard: rank, name, net worth, profit');
+select is((select jsonb_agg(e -> 'username') from jsonb_array_elements(api.leaderboard(100)) e),
+          (select jsonb_agg(to_jsonb(l.username) order by l.rank, l.username) from analytics.leaderboard l),
+          'in the analysts'' order');
+select throws_ok($$ select api.leaderboard(101) $$, 'BJ021', null, 'at most 100 rows');
+select is((api.calibration() ->> 'brier')::numeric,
+          (select brier from analytics.calibration_summary where bucket = 'overall'), 'calibration: the mean Brier score');
+select is(jsonb_array_length(api.calibration() -> 'points'), (select count(*)::int from analytics.calibration),
+          'every resolved outcome');
+
+-- a quote with a tolerance gives the guard to send, and the trade takes it
+select api.quote('w1', 'YES', 'buy', 5, null, 0.02) as qb \gset
+select is((:'qb'::jsonb ->> 'max_total')::numeric, bj.ceil6((:'qb'::jsonb ->> 'total')::numeric * 1.02),
+          'max_total: the total 2 % more, rounded up');
+select is((api.quote('w1', 'YES', 'sell', 5, null, 0.02) ->> 'min_total')::numeric,
+          bj.floor6((api.quote('w1', 'YES', 'sell', 5, null) ->> 'total')::numeric * 0.98), 'min_total: 2 % less, rounded down');
+select ok(bj.trade(:erin, 'w1', 'YES', 'buy', 5, null, (:'qb'::jsonb ->> 'max_total')::numeric, null, null) ? 'trade_id',
+          'the trade takes the quote''s guard');
+select throws_ok($$ select api.quote('w1', 'YES', 'buy', 5, null, 0.6) $$, 'BJ021', null, 'a tolerance beyond 0.5 is refused');
+select is((select count(*)::int from jsonb_array_elements(bj.account_json(:erin) -> 'positions') p
+            where (p ->> 'pnl')::numeric <> (p ->> 'value')::numeric - (p ->> 'cost_basis')::numeric), 0,
+          'a position''s P&L is its value less its cost basis');
 
 select * from finish();
 rollback;

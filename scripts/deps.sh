@@ -8,6 +8,8 @@ pkgs=(postgresql-15 postgresql-contrib postgresql-client-15 postgresql-15-pgtap
       libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check acl python3-venv)
 # `deps.sh bench` adds what make bench needs
 [ "${1:-}" = "bench" ] && pkgs+=(wrk)
+# `deps.sh test` adds the browser the web app's tests drive
+[ "${1:-}" = "test" ] && pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -33,3 +35,5 @@ if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stam
     | { grep -v "is ignored: it is neither" || true; }
   touch "$stamp"
 fi
+
+scripts/web.sh

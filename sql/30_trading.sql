@@ -647,28 +647,42 @@ begin
 end $$;
 
 -- The terms of a trade in the market's current state, as a receipt-shaped quote: the plan
--- api.trade would execute, to the last digit.
+-- api.trade would execute, to the last digit. With p_tolerance (a fraction, 0 to 0.5), also the
+-- slippage guard to send with the trade: max_total for a buy (the total, that much more,
+-- rounded up), min_total for a sale (that much less, rounded down).
 drop function if exists bj.quote(text, text, text, numeric, numeric);
+drop function if exists bj.quote(text, text, text, numeric, numeric, bigint);
 create or replace function bj.quote(p_market text, p_outcome text, p_side text, p_shares numeric,
-                                    p_spend numeric, p_user bigint default null) returns jsonb
+                                    p_spend numeric, p_user bigint default null,
+                                    p_tolerance numeric default null) returns jsonb
 language plpgsql stable as $$
 declare
   v_market bj.markets := bj.find_market(p_market);
   v_j int := bj.outcome_index(v_market, p_outcome);
   v_plan bj.take_plan;
+  v_quote jsonb;
 begin
+  if p_tolerance is not null and p_tolerance not between 0 and 0.5 then
+    perform bj.raise('BJ021', 'tolerance must lie between 0 and 0.5');
+  end if;
   perform bj.require_open(v_market);
   v_plan := bj.plan_fills(v_market, v_j, p_side, p_shares, p_spend, null, p_user);
   if v_plan.shares = 0 then
     perform bj.raise('BJ016', format('%s %s has no liquidity to %s against', v_market.code, p_outcome, p_side));
   end if;
-  return jsonb_build_object(
+  v_quote := jsonb_build_object(
     'market', v_market.code, 'outcome', p_outcome, 'side', p_side,
     'shares', v_plan.shares::numeric(24, 6), 'amount', v_plan.amount::numeric(24, 6),
     'fee', v_plan.fee::numeric(24, 6), 'total', v_plan.total::numeric(24, 6),
     'avg_price', round(v_plan.total / v_plan.shares, 9),
     'price_before', (bj.display_prices(bj.market_prices(v_market)))[v_j],
     'price_after', v_plan.prices_after[v_j]);
+  if p_tolerance is not null then
+    v_quote := v_quote || case p_side
+      when 'buy' then jsonb_build_object('max_total', bj.ceil6(v_plan.total * (1 + p_tolerance))::numeric(24, 6))
+      else jsonb_build_object('min_total', bj.floor6(v_plan.total * (1 - p_tolerance))::numeric(24, 6)) end;
+  end if;
+  return v_quote;
 end $$;
 
 -- Execute one trade for a trader and return its receipt. p_root and p_order are set when a

@@ -172,7 +172,8 @@ end $$;
 -- A trader's account: balance, locked collateral, escrow of resting orders, positions marked to
 -- market (the shares held; those a resting sell escrows are its order's), open orders.
 -- cost_basis is the net cash put into the position (paid on buys, less received on sales);
--- value is the position at the current price (zero once the market is settled).
+-- value is the position at the current price (zero once the market is settled); pnl is value
+-- less cost_basis.
 create or replace function bj.account_json(p_user bigint) returns jsonb
 language sql stable
 begin atomic
@@ -185,7 +186,8 @@ begin atomic
       select jsonb_agg(jsonb_build_object('market', m.code, 'outcome', m.outcomes[p.outcome],
                'shares', p.shares, 'cost_basis', p.cost_basis,
                'price', pr.prices[p.outcome],
-               'value', round(p.shares * pr.prices[p.outcome], 6)) order by m.code, p.outcome)
+               'value', round(p.shares * pr.prices[p.outcome], 6),
+               'pnl', round(p.shares * pr.prices[p.outcome], 6) - p.cost_basis) order by m.code, p.outcome)
         from bj.positions p
         join bj.markets m on m.id = p.market_id
         cross join lateral (select bj.display_prices(bj.market_prices(m)) as prices) pr

@@ -51,15 +51,17 @@ grant execute on function api.get_market(text) to anon, authenticated;
 comment on function api.get_market(text) is
   'One market by code: status, pricing, liquidity, fee rate, volume and each outcome''s price and outstanding shares. Errors: BJ010 (404).';
 
+drop function if exists api.quote(text, text, text, numeric, numeric);
 create or replace function api.quote(market text, outcome text, side text, shares numeric default null,
-                                     spend numeric default null) returns jsonb
+                                     spend numeric default null, tolerance numeric default null) returns jsonb
 language plpgsql stable security definer set search_path = '' as $$
 begin
-  return bj.quote(quote.market, quote.outcome, quote.side, quote.shares, quote.spend, auth.uid());
+  return bj.quote(quote.market, quote.outcome, quote.side, quote.shares, quote.spend, auth.uid(),
+                  quote.tolerance);
 end $$;
-grant execute on function api.quote(text, text, text, numeric, numeric) to anon, authenticated;
-comment on function api.quote(text, text, text, numeric, numeric) is
-  'The exact terms api.trade would execute now: {shares, amount, fee, total, avg_price, price_before, price_after}. Give exactly one of shares and spend (a budget, fee included, buys only). Errors: BJ010 (404), BJ011, BJ020, BJ021 (400), BJ002 (409).';
+grant execute on function api.quote(text, text, text, numeric, numeric, numeric) to anon, authenticated;
+comment on function api.quote(text, text, text, numeric, numeric, numeric) is
+  'The exact terms api.trade would execute now: {shares, amount, fee, total, avg_price, price_before, price_after}. Give exactly one of shares and spend (a budget, fee included, buys only). With tolerance (a fraction, 0 to 0.5) also the slippage guard to send with the trade: max_total for a buy, min_total for a sale. Errors: BJ010 (404), BJ011, BJ020, BJ021 (400), BJ002 (409).';
 
 ---------------------------------------------------------------------------------------------
 -- Authenticated only

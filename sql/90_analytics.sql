@@ -77,6 +77,120 @@ grant execute on function api.price_history(text, interval, timestamptz) to anon
 comment on function api.price_history(text, interval, timestamptz) is
   'OHLC candles of every outcome''s price, in buckets of `bucket` (1 second to 366 days), from `since`; available after settlement too. Errors: BJ010 (404), BJ021 (400).';
 
+---------------------------------------------------------------------------------------------
+-- Public reads for screens: the tape, the last day's trend, the leaderboard, calibration.
+-- Public data only: no trader is named but on the leaderboard, which ranks by net worth.
+
+-- A market's tape: its takers' trades (a fill's maker side is the same trade seen from the
+-- resting order), newest first.
+create or replace function api.market_trades(market text, max_rows int default 50) returns jsonb
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  v_market bj.markets := bj.find_market(market_trades.market);
+begin
+  if market_trades.max_rows is null or market_trades.max_rows not between 1 and 500 then
+    perform bj.raise('BJ021', 'max_rows must lie between 1 and 500');
+  end if;
+  return coalesce((
+    select jsonb_agg(jsonb_build_object('at', t.created_at,
+             'outcome', v_market.outcomes[t.outcome], 'side', t.side, 'shares', t.shares,
+             'price', coalesce(t.price, round(t.amount / t.shares, 9)),
+             'price_after', t.prices_after[t.outcome]) order by t.created_at desc, t.id desc)
+      from (select * from bj.trades t
+             where t.market_id = v_market.id and t.role is distinct from 'maker'
+             order by t.created_at desc, t.id desc limit market_trades.max_rows) t), '[]');
+end $$;
+grant execute on function api.market_trades(text, int) to anon, authenticated;
+comment on function api.market_trades(text, int) is
+  'A market''s recent trades, newest first (at most max_rows, 1-500): {at, outcome, side, shares, price, price_after}; no trader is named, no trade id given. Errors: BJ010 (404), BJ021 (400).';
+
+-- A market's last day: each outcome's price now, 24 hours ago (its opening price if it is
+-- younger) and at the end of each of the 24 hours between (spark: 25 prices, oldest first),
+-- the change over the day, and the volume its takers traded in it.
+create or replace function bj.market_trend(p_market bj.markets, p_now timestamptz) returns jsonb
+language sql stable
+begin atomic
+  with ends as (
+    select h, p_now - (24 - h) * interval '1 hour' as t_end from generate_series(0, 24) h
+  ), points as (
+    select e.h, coalesce((select t.prices_after from bj.trades t
+                           where t.market_id = p_market.id and t.created_at <= e.t_end
+                           order by t.created_at desc, t.id desc limit 1),
+                         analytics.prices(p_market.pricing,
+                                          array_fill(0::numeric, array[cardinality(p_market.outcomes)]),
+                                          p_market.liquidity)) as prices
+      from ends e
+  )
+  select jsonb_build_object(
+    'market', p_market.code,
+    'volume_24h', (select coalesce(sum(t.amount), 0)::numeric(24, 6) from bj.trades t
+                    where t.market_id = p_market.id and t.created_at > p_now - interval '1 day'
+                      and t.role is distinct from 'maker'),
+    'outcomes', (select jsonb_agg(jsonb_build_object(
+                          'outcome', o.name, 'price', o.price,
+                          'price_24h_ago', (select p.prices[o.i] from points p where p.h = 0),
+                          'change_24h', o.price - (select p.prices[o.i] from points p where p.h = 0),
+                          'spark', (select jsonb_agg(p.prices[o.i] order by p.h) from points p))
+                          order by o.i)
+                   from unnest(p_market.outcomes, bj.display_prices(bj.market_prices(p_market)))
+                        with ordinality o(name, price, i)));
+end;
+
+drop function if exists api.market_trends(text);
+create or replace function api.market_trends(status text default null, market text default null) returns jsonb
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  v_now timestamptz := clock_timestamp();
+  v_id bigint := case when market_trends.market is not null then (bj.find_market(market_trends.market)).id end;
+begin
+  if market_trends.status is not null and market_trends.status not in ('open', 'closed', 'resolved', 'voided') then
+    perform bj.raise('BJ021', 'status must be open, closed, resolved or voided');
+  end if;
+  return coalesce((
+    select jsonb_agg(bj.market_trend(m, v_now) order by m.id) from bj.markets m
+     where (market_trends.status is null or bj.market_status(m) = market_trends.status)
+       and (v_id is null or m.id = v_id)), '[]');
+end $$;
+grant execute on function api.market_trends(text, text) to anon, authenticated;
+comment on function api.market_trends(text, text) is
+  'Every market''s last 24 hours (or those with the given status, or one market): per outcome the price now, 24 hours ago, the change, and 25 hourly prices for a sparkline (spark, oldest first); and the volume traded. Errors: BJ010 (404), BJ021 (400).';
+
+create or replace function api.leaderboard(max_rows int default 20) returns jsonb
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  if leaderboard.max_rows is null or leaderboard.max_rows not between 1 and 100 then
+    perform bj.raise('BJ021', 'max_rows must lie between 1 and 100');
+  end if;
+  return coalesce((
+    select jsonb_agg(jsonb_build_object('rank', l.rank, 'username', l.username,
+                                        'net_worth', l.net_worth::numeric(24, 6),
+                                        'profit', l.profit::numeric(24, 6)) order by l.rank, l.username)
+      from (select * from analytics.leaderboard l
+             order by l.rank, l.username limit leaderboard.max_rows) l), '[]');
+end $$;
+grant execute on function api.leaderboard(int) to anon, authenticated;
+comment on function api.leaderboard(int) is
+  'The traders with the greatest net worth (cash, locked collateral and escrow, positions at current prices), at most max_rows (1-100): {rank, username, net_worth, profit}; profit is net worth less bonuses received. Errors: BJ021 (400).';
+
+create or replace function api.calibration() returns jsonb
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  return jsonb_build_object(
+    'brier', (select s.brier from analytics.calibration_summary s where s.bucket = 'overall'),
+    'markets', (select s.markets from analytics.calibration_summary s where s.bucket = 'overall'),
+    'buckets', coalesce((select jsonb_agg(jsonb_build_object('bucket', s.bucket, 'forecasts', s.forecasts,
+                                                             'mean_price', s.mean_price, 'observed', s.observed)
+                                          order by s.bucket)
+                           from analytics.calibration_summary s where s.bucket <> 'overall'), '[]'),
+    'points', coalesce((select jsonb_agg(jsonb_build_object('market', c.market, 'outcome', c.outcome,
+                                                            'closing_price', c.closing_price, 'payout', c.payout)
+                                         order by c.market, c.outcome)
+                          from analytics.calibration c), '[]'));
+end $$;
+grant execute on function api.calibration() to anon, authenticated;
+comment on function api.calibration() is
+  'How well closing prices forecast: every resolved market''s outcomes {market, outcome, closing_price, payout}, the reliability table by price decile {bucket, forecasts, mean_price, observed} and the mean Brier score.';
+
 create or replace view analytics.trades as
 select t.id as trade_id, m.code as market, u.username, m.outcomes[t.outcome] as outcome, t.side,
        t.shares::numeric, t.amount::numeric, t.fee::numeric, t.total::numeric,

@@ -178,8 +178,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(db_url: str, **env: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+def start_server(db_url: str, port: int | None = None, **env: str) -> tuple[subprocess.Popen, str]:
+    port = port or _free_port()
     proc = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "uvicorn"), "api.app:app", "--host", "127.0.0.1",
          "--port", str(port), "--no-access-log", "--no-proxy-headers", "--log-level", "warning",

@@ -160,6 +160,13 @@ def privacy_cases(w: World) -> dict[str, list[dict[str, Any]]]:
             {"orders": [{"market": m1, "outcome": "YES", "side": "buy", "shares": "1",
                          "price": "0.5", "client_order_id": "a-key"}]},
         ],
+        # the tape: each trade's time, outcome, side, size and price, no owner, no id
+        "market_trades": [{"market": m1}, {"market": m2, "max_rows": 500}, {"market": m3},
+                          {"market": "no_such_m"}, {"market": m1, "max_rows": 0}],
+        "market_trends": [{}, {"market": m1}, {"market": m2}, {"status": "open"},
+                          {"status": "mine"}],
+        "leaderboard": [{}, {"max_rows": 100}, {"max_rows": 0}],
+        "calibration": [{}],
         "trade": [
             *trades_at_a(w).values(),
             {"market": m1, "outcome": "YES", "side": "buy", "shares": D(1), "max_total": D("0.01")},
@@ -167,6 +174,14 @@ def privacy_cases(w: World) -> dict[str, list[dict[str, Any]]]:
             {"market": "no_such_m", "outcome": "YES", "side": "buy", "shares": D(1)},
         ],
     }
+
+
+# What some functions show of every trader by design, and which of A's values that makes public
+# there (and only there): the leaderboard ranks every trader by name and net worth; the tape
+# shows every trade's size, so the size of a position built by one trade is on it (as a trade
+# of nobody's), and so is the collateral of a short opened by one sale (1 per share). Everything
+# else of A's is still searched for in their answers.
+PUBLIC_BY_DESIGN = {"leaderboard": ("A's username",), "market_trades": (" shares ", "A's locked")}
 
 
 def api_functions(db: psycopg.Connection) -> dict[str, bool]:
@@ -390,11 +405,15 @@ def test_no_api_function_shows_one_trader_anything_private_of_another(
                 refused_anon and c.error["code"] == "42501"):
             problems.append(f"{c} did not reach the function: {c.error}")
         text = c.text()
+        public = PUBLIC_BY_DESIGN.get(c.fn, ())
         for label, pattern in patterns.items():
+            if any(p in label for p in public):
+                continue
             if found := pattern.search(text):
                 around = text[max(0, found.start() - 100):found.end() + 100]
                 problems.append(f"{c} shows {label} ({secrets[label]}): ...{around}...")
-        if c.answer is not None and w.a["username"] in json.dumps(c.answer, default=str):
+        if (c.answer is not None and "A's username" not in public
+                and w.a["username"] in json.dumps(c.answer, default=str)):
             problems.append(f"{c} names A: {c.answer}")
         for path, key, value in walk(c.answer):
             public = "triggered" in path  # a fired order's trade: public facts, checked below
