@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -386,6 +387,8 @@ routes = [
 ]
 app = Starlette(routes=routes, lifespan=lifespan, middleware=[
     Middleware(web.SecurityHeaders),
+    # (a stream, text/event-stream, is never compressed: each event must leave at once)
+    Middleware(GZipMiddleware, minimum_size=1024),
     Middleware(CORS, allow_origins=origins, allow_methods=["GET", "POST"],
                allow_headers=["authorization", "content-type", "last-event-id"])],
     exception_handlers={404: not_found, 405: method_not_allowed, 500: server_error})

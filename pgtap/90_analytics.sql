@@ -3,7 +3,7 @@
 -- the public reads of the web app (the tape, trends, leaderboard, calibration, quote guards).
 begin;
 \ir helpers/setup.psql
-select plan(46);
+select plan(49);
 
 select tests.user('alice') as alice, tests.user('bob') as bob \gset
 select tests.market('h1') as h1 \gset
@@ -102,7 +102,7 @@ select is((select count(*)::int from jsonb_array_elements(api.market_trades('bk'
 select throws_ok($$ select api.market_trades('w1', 0) $$, 'BJ021', null, 'max_rows lies between 1 and 500');
 select throws_ok($$ select api.market_trades('nowhere') $$, 'BJ010', null, 'an unknown market');
 
-select api.market_trends(market => 'w1') -> 0 as trend \gset
+select api.market_trends(markets => '{w1}') -> 0 as trend \gset
 select is(jsonb_array_length(:'trend'::jsonb -> 'outcomes' -> 0 -> 'spark'), 25, 'a trend: 25 hourly prices');
 select is((:'trend'::jsonb -> 'outcomes' -> 0 ->> 'price')::numeric,
           (api.get_market('w1') -> 'outcomes' -> 0 ->> 'price')::numeric, 'ending at the price now');
@@ -115,6 +115,8 @@ select is((:'trend'::jsonb ->> 'volume_24h')::numeric,
 select is((select count(*)::int from jsonb_array_elements(api.market_trends('resolved'))),
           (select count(*)::int from bj.markets where status = 'resolved'), 'trends by status');
 select throws_ok($$ select api.market_trends('sideways') $$, 'BJ021', null, 'a status that is none');
+select is((select jsonb_agg(e ->> 'market') from jsonb_array_elements(api.market_trends(markets => '{w1,h1,nowhere}')) e),
+          '["h1", "w1"]'::jsonb, 'the markets named (unknown codes skipped)');
 
 select is((select array_agg(k order by k) from jsonb_object_keys(api.leaderboard(1) -> 0) k),
           '{net_worth,profit,rank,username}', 'the leaderboard: rank, name, net worth, profit');
@@ -139,6 +141,15 @@ select throws_ok($$ select api.quote('w1', 'YES', 'buy', 5, null, 0.6) $$, 'BJ02
 select is((select count(*)::int from jsonb_array_elements(bj.account_json(:erin) -> 'positions') p
             where (p ->> 'pnl')::numeric <> (p ->> 'value')::numeric - (p ->> 'cost_basis')::numeric), 0,
           'a position''s P&L is its value less its cost basis');
+
+select tests.authenticate_as(:erin);
+select is((select jsonb_agg(e -> 'trade_id') from jsonb_array_elements(api.my_trades(max_rows => 2, latest => true)) e),
+          (select jsonb_agg(to_jsonb(x.id) order by x.id) from (select id from bj.trades where user_id = :erin order by id desc limit 2) x),
+          'my trades: the latest, oldest first');
+select is((select jsonb_agg(e -> 'trade_id') from jsonb_array_elements(api.my_trades(max_rows => 2)) e),
+          (select jsonb_agg(to_jsonb(x.id) order by x.id) from (select id from bj.trades where user_id = :erin order by id limit 2) x),
+          'or the first');
+select tests.clear_authentication();
 
 select * from finish();
 rollback;

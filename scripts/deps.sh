@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 pkgs=(postgresql-15 postgresql-contrib postgresql-client-15 postgresql-15-pgtap
       libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check acl python3-venv)
 # `deps.sh bench` adds what make bench needs
-[ "${1:-}" = "bench" ] && pkgs+=(wrk)
+[ "${1:-}" = "bench" ] && pkgs+=(wrk chromium)
 # `deps.sh test` adds the browser the web app's tests drive
 [ "${1:-}" = "test" ] && pkgs+=(chromium)
 missing=()

@@ -169,7 +169,9 @@ grant execute on function api.my_orders(text, text) to authenticated;
 comment on function api.my_orders(text, text) is
   'Your orders, newest first: open ones, or filled, cancelled or all; of one market or every one. Each with its fills. Errors: BJ010 (404), BJ021 (400).';
 
-create or replace function api.my_trades(since bigint default null, max_rows int default 100) returns jsonb
+drop function if exists api.my_trades(bigint, int);
+create or replace function api.my_trades(since bigint default null, max_rows int default 100,
+                                         latest boolean default false) returns jsonb
 language plpgsql stable security definer set search_path = '' as $$
 declare
   v_uid bigint := bj.require_user();
@@ -181,11 +183,12 @@ begin
     select jsonb_agg(bj.trade_json(t) order by t.id)
       from (select * from bj.trades t
              where t.user_id = v_uid and t.id > coalesce(my_trades.since, 0)
-             order by t.id limit my_trades.max_rows) t), '[]');
+             order by case when my_trades.latest then -t.id else t.id end
+             limit my_trades.max_rows) t), '[]');
 end $$;
-grant execute on function api.my_trades(bigint, int) to authenticated;
-comment on function api.my_trades(bigint, int) is
-  'Your trades after trade id `since`, oldest first, at most max_rows (1-1000). Errors: BJ021 (400).';
+grant execute on function api.my_trades(bigint, int, boolean) to authenticated;
+comment on function api.my_trades(bigint, int, boolean) is
+  'Your trades after trade id `since`, oldest first, at most max_rows (1-1000): the first of them, or with latest the last. Errors: BJ021 (400).';
 
 create or replace function api.changes(since text default null) returns jsonb
 language plpgsql stable security definer set search_path = '' as $$

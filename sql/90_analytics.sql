@@ -137,23 +137,27 @@ begin atomic
 end;
 
 drop function if exists api.market_trends(text);
-create or replace function api.market_trends(status text default null, market text default null) returns jsonb
+drop function if exists api.market_trends(text, text);
+create or replace function api.market_trends(status text default null, markets text[] default null)
+returns jsonb
 language plpgsql stable security definer set search_path = '' as $$
 declare
   v_now timestamptz := clock_timestamp();
-  v_id bigint := case when market_trends.market is not null then (bj.find_market(market_trends.market)).id end;
 begin
   if market_trends.status is not null and market_trends.status not in ('open', 'closed', 'resolved', 'voided') then
     perform bj.raise('BJ021', 'status must be open, closed, resolved or voided');
   end if;
+  if cardinality(market_trends.markets) > 1000 then
+    perform bj.raise('BJ021', 'at most 1000 markets at once');
+  end if;
   return coalesce((
     select jsonb_agg(bj.market_trend(m, v_now) order by m.id) from bj.markets m
      where (market_trends.status is null or bj.market_status(m) = market_trends.status)
-       and (v_id is null or m.id = v_id)), '[]');
+       and (market_trends.markets is null or m.code = any (market_trends.markets))), '[]');
 end $$;
-grant execute on function api.market_trends(text, text) to anon, authenticated;
-comment on function api.market_trends(text, text) is
-  'Every market''s last 24 hours (or those with the given status, or one market): per outcome the price now, 24 hours ago, the change, and 25 hourly prices for a sparkline (spark, oldest first); and the volume traded. Errors: BJ010 (404), BJ021 (400).';
+grant execute on function api.market_trends(text, text[]) to anon, authenticated;
+comment on function api.market_trends(text, text[]) is
+  'Every market''s last 24 hours (or those with the given status, or the markets named, at most 1000): per outcome the price now, 24 hours ago, the change, and 25 hourly prices for a sparkline (spark, oldest first); and the volume traded. Unknown codes are skipped. Errors: BJ021 (400).';
 
 create or replace function api.leaderboard(max_rows int default 20) returns jsonb
 language plpgsql stable security definer set search_path = '' as $$

@@ -126,7 +126,7 @@ def privacy_cases(w: World) -> dict[str, list[dict[str, Any]]]:
         ],
         "me": [{}],
         "my_trades": [{}, {"since": 0}, {"since": 0, "max_rows": 1000}, {"since": None},
-                      {"max_rows": 0}],
+                      {"max_rows": 0}, {"latest": True, "max_rows": 2}],
         "cancel_order": [{"order_id": w.orders["take_profit"]}, {"order_id": w.orders["stop_loss"]},
                          {"order_id": w.orders["cancelled"]}, {"order_id": NEVER_AN_ORDER},
                          {"order_id": w.b_order}],
@@ -163,7 +163,7 @@ def privacy_cases(w: World) -> dict[str, list[dict[str, Any]]]:
         # the tape: each trade's time, outcome, side, size and price, no owner, no id
         "market_trades": [{"market": m1}, {"market": m2, "max_rows": 500}, {"market": m3},
                           {"market": "no_such_m"}, {"market": m1, "max_rows": 0}],
-        "market_trends": [{}, {"market": m1}, {"market": m2}, {"status": "open"},
+        "market_trends": [{}, {"markets": [m1]}, {"markets": [m1, m2, m3]}, {"status": "open"},
                           {"status": "mine"}],
         "leaderboard": [{}, {"max_rows": 100}, {"max_rows": 0}],
         "calibration": [{}],

@@ -139,6 +139,10 @@ def test_every_response_carries_the_security_headers_and_cors_stays_closed(serve
     page = httpx.get(server + "/")
     assert page.status_code == 200 and 'src="/assets/app.js"' in page.text and "<script>" not in page.text
     assert httpx.get(server + "/assets/app.js").headers["content-type"].startswith("text/javascript")
+    # what the app loads travels compressed; the stream never (each event leaves at once)
+    assert httpx.get(server + "/assets/app.js", headers={"Accept-Encoding": "gzip"}).headers["content-encoding"] == "gzip"
+    with httpx.stream("GET", server + "/api/v1/stream", headers={"Accept-Encoding": "gzip"}) as s:
+        assert s.status_code == 200 and "content-encoding" not in s.headers
     pre = httpx.options(f"{server}/api/v1/rpc/trade", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in pre.headers
@@ -325,7 +329,7 @@ def test_one_market_changing_re_renders_its_row_and_no_other(browser, server, db
     assert r.status_code == 200
     page.wait_for_function("([m, p]) => document.querySelector(`tr[data-market='${m}'] [data-testid=price]`).innerText === p",
                            arg=[markets[1], pct_text(r.json()["price_after"])], timeout=10000)
-    page.wait_for_timeout(2600)  # and the row's trend, read again after the change
+    page.wait_for_timeout(5600)  # and the row's trend, read again after the change
     touched = page.evaluate("[...window.__touched]")
     assert touched == [markets[1]], touched
     page.close()
@@ -357,3 +361,43 @@ def test_a_dropped_stream_is_said_on_screen_and_caught_up_on_reconnecting(browse
         page.close()
         proc.terminate()
         proc.wait(10)
+
+
+def tab_to(page, selector: str, most: int = 60) -> None:
+    """Press Tab until the element matching selector has the focus."""
+    for _ in range(most):
+        if page.evaluate("(s) => document.activeElement && document.activeElement.matches(s)", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {selector}")
+
+
+def test_the_keyboard_alone_logs_in_and_trades_and_dark_follows_the_system(browser, server, db, make_market):
+    market = make_market()
+    name, _ = signup_over_http(server)
+    context = browser.new_context(viewport=DESKTOP, color_scheme="dark")
+    page = context.new_page()
+    page.goto(server + "/#/login")
+    page.wait_for_selector("#username")
+    tab_to(page, "#username")
+    page.keyboard.type(name)
+    page.keyboard.press("Tab")
+    page.keyboard.type("password123")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=username]")
+    page.goto(f"{server}/#/market/{market}")
+    page.wait_for_selector("[data-testid=quote-total]")
+    tab_to(page, "#t-amount")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("3")
+    page.wait_for_function("() => document.querySelector('[data-testid=quote]').innerText.includes('Shares\\n3')")
+    tab_to(page, "button.primary.buy")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("[data-testid=receipt]")
+    assert db.execute("select count(*) as n from bj.trades t join bj.users u on u.id = t.user_id"
+                      " where u.username = %s", [name]).fetchone()["n"] == 1
+    # the system's dark theme: a dark page
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert sum(int(x) for x in background[4:-1].split(",")[:3]) < 150, background
+    shoot(page, "market-dark")
+    context.close()

@@ -4,7 +4,7 @@ import { memo } from 'preact/compat';
 import { useEffect, useState } from 'preact/hooks';
 import * as api from '../api.js';
 import { change, coins, pct } from '../format.js';
-import { useMarket, useOnChange } from '../hooks.js';
+import { useMarket } from '../hooks.js';
 import { html } from '../html.js';
 import * as store from '../store.js';
 
@@ -32,12 +32,55 @@ function Prices({ m }) {
     <span class="bar" aria-hidden="true"><span style=${{ width: `${o.price * 100}%` }}></span></span></li>`)}</ul>`;
 }
 
+// the last day of every market (api.market_trends), read once, then again for the markets that
+// changed: every few seconds, one call for those
+const trends = new Map();
+const trendListeners = new Map();
+let stale = new Set();
+let timer = null;
+const TREND_EVERY_MS = 5000;
+
+function putTrends(list) {
+  for (const t of list) {
+    const held = trends.get(t.market);
+    if (held && JSON.stringify(held) === JSON.stringify(t)) continue; // nothing to draw again
+    trends.set(t.market, t);
+    for (const f of trendListeners.get(t.market) || []) f(t);
+  }
+}
+
+function refreshStale() {
+  timer = null;
+  const codes = [...stale].slice(0, 300);
+  stale = new Set([...stale].slice(300));
+  if (stale.size) timer = setTimeout(refreshStale, 0);
+  // (a market code is letters, digits, - and _: a PostgreSQL array literal as it is)
+  if (codes.length) api.read('market_trends', { markets: `{${codes.join(',')}}` }).then(putTrends, () => {});
+}
+
+export function loadTrends() {
+  return api.read('market_trends').then(putTrends, () => {});
+}
+
+store.onChanges((codes) => {
+  for (const c of codes) stale.add(c);
+  if (!timer) timer = setTimeout(refreshStale, TREND_EVERY_MS);
+});
+
+function useTrend(code) {
+  const [t, setT] = useState(() => trends.get(code));
+  useEffect(() => {
+    if (!trendListeners.has(code)) trendListeners.set(code, new Set());
+    trendListeners.get(code).add(setT);
+    setT(trends.get(code));
+    return () => trendListeners.get(code).delete(setT);
+  }, [code]);
+  return t;
+}
+
 const MarketRow = memo(({ code }) => {
   const m = useMarket(code);
-  const [trend, setTrend] = useState(null);
-  const load = () => api.read('market_trends', { market: code }).then((t) => setTrend(t[0]), () => {});
-  useEffect(load, [code]);
-  useOnChange(code, load, 2000);
+  const trend = useTrend(code);
   if (!m) return null;
   const first = trend && trend.outcomes[0];
   return html`<tr data-market=${code}>
@@ -55,7 +98,10 @@ const MarketRow = memo(({ code }) => {
 export function MarketsView() {
   const [filter, setFilter] = useState('open');
   const [codes, setCodes] = useState(() => store.allMarkets().map((m) => m.code));
-  useEffect(() => store.onList(() => setCodes(store.allMarkets().map((m) => m.code))), []);
+  useEffect(() => {
+    loadTrends();
+    return store.onList(() => setCodes(store.allMarkets().map((m) => m.code)));
+  }, []);
   // a market's status changes without the list changing: the filter reads the store when drawn
   const shown = codes.filter((c) => filter === 'all' || store.market(c)?.status === filter);
   return html`<section>
@@ -67,6 +113,8 @@ export function MarketsView() {
     <div class="table-wrap">
     <table class="markets" data-testid="markets">
       <caption class="sr-only">Markets, with their prices</caption>
+      <colgroup><col class="c-market" /><col class="c-price" /><col class="c-change" /><col class="c-volume" />
+        <col class="c-spark" /><col class="c-status" /></colgroup>
       <thead><tr><th scope="col">Market</th><th scope="col">Price</th><th scope="col">24 h</th>
         <th scope="col">Volume</th><th scope="col"><span class="sr-only">Last 24 hours</span></th><th scope="col">Status</th></tr></thead>
       <tbody>${shown.map((c) => html`<${MarketRow} key=${c} code=${c} />`)}</tbody>

@@ -13,7 +13,7 @@ export function PortfolioView() {
   useEffect(() => { refreshMe(); }, []);
   // positions are marked to market: read the account again when any market changes
   useOnChange('*', refreshMe, 1000);
-  const [trades, , reloadTrades] = useLoad(() => (me ? api.read('my_trades', { max_rows: 100 }) : Promise.resolve([])), [me && me.user_id]);
+  const [trades, , reloadTrades] = useLoad(() => (me ? api.read('my_trades', { max_rows: 100, latest: true }) : Promise.resolve([])), [me && me.user_id]);
   useEffect(() => { reloadTrades(); }, [me && me.balance]);
   if (!me) return html`<section><h1>Portfolio</h1><p><a href="#/login">Log in</a> to see your account.</p></section>`;
   return html`<section class="portfolio">
