@@ -196,6 +196,11 @@ def axe_violations(browser, base: str, cookies: list, paths: list[str]) -> dict[
 
 
 def test_a_trader_signs_up_trades_sees_prices_move_and_logs_out(browser, server, db, make_market):
+    # beside it, markets that are hard to lay out on a phone: long names, many outcomes
+    wide = unique("a-rather-long-market-code-")
+    db.execute("select admin.create_market(%s, %s, %s)",
+               [wide, "Which of these remarkably long-winded outcomes " * 3,
+                [f"OUTCOME_{'X' * 30}_{i}" for i in range(8)]])
     market = make_market()
     bonus = db.execute("select value from admin.settings() where key = 'signup_bonus'").fetchone()["value"]
     context = browser.new_context(viewport=DESKTOP)

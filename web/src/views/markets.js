@@ -87,7 +87,7 @@ const MarketRow = memo(({ code }) => {
     <th scope="row"><a href=${`#/market/${encodeURIComponent(code)}`}>${m.title}</a>
       <span class="code">${code}</span></th>
     <td><${Prices} m=${m} /></td>
-    <td class=${first && first.change_24h < 0 ? 'down' : 'up'}>${first ? change(first.change_24h) : '—'}
+    <td class=${`num ${first && first.change_24h < 0 ? 'down' : 'up'}`}>${first ? change(first.change_24h) : '—'}
       ${first && html`<span class="sr-only"> (${first.outcome}, 24 h)</span>`}</td>
     <td>${coins(m.volume)}</td>
     <td class="chart-cell">${first && html`<${Sparkline} values=${first.spark} label=${`${first.outcome} over 24 hours`} />`}</td>
