@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
-from api import docs, rpc, stream, web
+from api import docs, rpc, runner, stream, web
 from api.address import client_address, trusted_proxies
 from api.auth import ANON, AuthError, identify, secret
 from api.errors import Statuses, error
@@ -94,8 +94,14 @@ async def lifespan(app: Starlette):
         check_pool_soon)
     task = asyncio.create_task(app.state.broadcaster.run())
     end_streams_on_stop(app.state.broadcaster)
+    # the bots' runner (BETJEE_BOT_RUNNER=0: none in this process)
+    bots = None
+    if os.environ.get("BETJEE_BOT_RUNNER", "1") != "0":
+        bots = asyncio.create_task(runner.run(conninfo))
     yield
     task.cancel()
+    if bots:
+        bots.cancel()
     await pool.close()
 
 

@@ -73,6 +73,85 @@ CREATE TABLE bj.book_levels (
 
 ALTER TABLE ONLY bj.book_levels FORCE ROW LEVEL SECURITY;
 
+CREATE TABLE bj.bot_markets (
+    bot_id bigint NOT NULL,
+    market_id bigint NOT NULL,
+    seen_version bigint DEFAULT 0 NOT NULL
+);
+
+ALTER TABLE ONLY bj.bot_markets FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE bj.bot_programs (
+    id bigint NOT NULL,
+    bot_id bigint NOT NULL,
+    source text NOT NULL,
+    tree jsonb NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT bot_programs_source_check CHECK ((octet_length(source) <= 8192))
+);
+
+ALTER TABLE ONLY bj.bot_programs FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.bot_programs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME bj.bot_programs_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE bj.bot_runs (
+    id bigint NOT NULL,
+    bot_id bigint NOT NULL,
+    program_id bigint NOT NULL,
+    at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    market_id bigint,
+    market_version bigint,
+    inputs jsonb NOT NULL,
+    actions jsonb NOT NULL,
+    logs jsonb NOT NULL,
+    error text,
+    took_us integer NOT NULL
+);
+
+ALTER TABLE ONLY bj.bot_runs FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.bot_runs ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME bj.bot_runs_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+CREATE TABLE bj.bots (
+    id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    owner_id bigint NOT NULL,
+    program_id bigint,
+    status text DEFAULT 'active'::text NOT NULL,
+    cooldown_ms integer DEFAULT 0 NOT NULL,
+    last_run_at timestamp with time zone,
+    runs bigint DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    updated_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT bots_cooldown_ms_check CHECK ((cooldown_ms >= 0)),
+    CONSTRAINT bots_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'deleted'::text])))
+);
+
+ALTER TABLE ONLY bj.bots FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.bots ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME bj.bots_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE bj.collateral (
     user_id bigint NOT NULL,
     market_id bigint NOT NULL,
@@ -317,6 +396,8 @@ CREATE TABLE bj.users (
     disabled_at timestamp with time zone,
     signup_ip inet,
     last_trade_at timestamp with time zone,
+    is_bot boolean DEFAULT false NOT NULL,
+    owner_id bigint,
     CONSTRAINT users_balance_check CHECK (((balance)::numeric >= (0)::numeric))
 );
 
@@ -346,6 +427,21 @@ ALTER TABLE ONLY bj.book_changes
 
 ALTER TABLE ONLY bj.book_levels
     ADD CONSTRAINT book_levels_pkey PRIMARY KEY (market_id, outcome, side, price);
+
+ALTER TABLE ONLY bj.bot_markets
+    ADD CONSTRAINT bot_markets_pkey PRIMARY KEY (bot_id, market_id);
+
+ALTER TABLE ONLY bj.bot_programs
+    ADD CONSTRAINT bot_programs_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY bj.bot_runs
+    ADD CONSTRAINT bot_runs_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY bj.bots
+    ADD CONSTRAINT bots_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY bj.bots
+    ADD CONSTRAINT bots_user_id_key UNIQUE (user_id);
 
 ALTER TABLE ONLY bj.collateral
     ADD CONSTRAINT collateral_pkey PRIMARY KEY (user_id, market_id);
@@ -399,6 +495,12 @@ CREATE INDEX book_changes_at ON bj.book_changes USING btree (at);
 
 CREATE INDEX book_changes_xid ON bj.book_changes USING btree (xid);
 
+CREATE INDEX bot_markets_market ON bj.bot_markets USING btree (market_id);
+
+CREATE INDEX bot_runs_bot ON bj.bot_runs USING btree (bot_id, id);
+
+CREATE INDEX bots_owner ON bj.bots USING btree (owner_id, id);
+
 CREATE INDEX collateral_market ON bj.collateral USING btree (market_id);
 
 CREATE INDEX ledger_market ON bj.ledger USING btree (market_id) WHERE (market_id IS NOT NULL);
@@ -439,6 +541,33 @@ CREATE TRIGGER _100_no_truncate BEFORE TRUNCATE ON bj.ledger FOR EACH STATEMENT 
 
 CREATE TRIGGER _100_username_is_valid BEFORE INSERT OR UPDATE OF username ON bj.users FOR EACH ROW EXECUTE FUNCTION bj.username_is_valid();
 
+ALTER TABLE ONLY bj.bot_markets
+    ADD CONSTRAINT bot_markets_bot_id_fkey FOREIGN KEY (bot_id) REFERENCES bj.bots(id);
+
+ALTER TABLE ONLY bj.bot_markets
+    ADD CONSTRAINT bot_markets_market_id_fkey FOREIGN KEY (market_id) REFERENCES bj.markets(id);
+
+ALTER TABLE ONLY bj.bot_programs
+    ADD CONSTRAINT bot_programs_bot_id_fkey FOREIGN KEY (bot_id) REFERENCES bj.bots(id);
+
+ALTER TABLE ONLY bj.bot_runs
+    ADD CONSTRAINT bot_runs_bot_id_fkey FOREIGN KEY (bot_id) REFERENCES bj.bots(id);
+
+ALTER TABLE ONLY bj.bot_runs
+    ADD CONSTRAINT bot_runs_market_id_fkey FOREIGN KEY (market_id) REFERENCES bj.markets(id);
+
+ALTER TABLE ONLY bj.bot_runs
+    ADD CONSTRAINT bot_runs_program_id_fkey FOREIGN KEY (program_id) REFERENCES bj.bot_programs(id);
+
+ALTER TABLE ONLY bj.bots
+    ADD CONSTRAINT bots_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES bj.users(id);
+
+ALTER TABLE ONLY bj.bots
+    ADD CONSTRAINT bots_program_fk FOREIGN KEY (program_id) REFERENCES bj.bot_programs(id);
+
+ALTER TABLE ONLY bj.bots
+    ADD CONSTRAINT bots_user_id_fkey FOREIGN KEY (user_id) REFERENCES bj.users(id);
+
 ALTER TABLE ONLY bj.collateral
     ADD CONSTRAINT collateral_market_id_fkey FOREIGN KEY (market_id) REFERENCES bj.markets(id);
 
@@ -472,6 +601,9 @@ ALTER TABLE ONLY bj.positions
 ALTER TABLE ONLY bj.trades
     ADD CONSTRAINT trades_root_trade_id_fkey FOREIGN KEY (root_trade_id) REFERENCES bj.trades(id);
 
+ALTER TABLE ONLY bj.users
+    ADD CONSTRAINT users_owner_id_fkey FOREIGN KEY (owner_id) REFERENCES bj.users(id);
+
 ALTER TABLE ONLY bj.void_shortfalls
     ADD CONSTRAINT void_shortfalls_market_id_fkey FOREIGN KEY (market_id) REFERENCES bj.markets(id);
 
@@ -481,6 +613,14 @@ ALTER TABLE ONLY bj.void_shortfalls
 ALTER TABLE bj.book_changes ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE bj.book_levels ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.bot_markets ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.bot_programs ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.bot_runs ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.bots ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE bj.collateral ENABLE ROW LEVEL SECURITY;
 

@@ -52,7 +52,9 @@ $$, 'PUBLIC executes no project function');
 select function_privs_are('api', p.proname, array(select format_type(t, null) from unnest(p.proargtypes) t), r,
          case when r = 'authenticated'
                 or r = 'anon' and p.proname not in ('me', 'trade', 'place_order', 'place_orders', 'cancel_order', 'cancel_orders',
-                                                       'my_orders', 'my_trades')
+                                                       'my_orders', 'my_trades', 'create_bot', 'update_bot', 'pause_bot',
+                                                       'resume_bot', 'delete_bot', 'fund_bot', 'defund_bot', 'my_bots',
+                                                       'bot_runs')
               then array['EXECUTE'] else array[]::text[] end,
          format('%s on api.%s', r, p.proname))
   from pg_proc p cross join unnest(array['anon', 'authenticated', 'authenticator', 'analyst', 'service_role']) r

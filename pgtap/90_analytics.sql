@@ -119,7 +119,7 @@ select is((select jsonb_agg(e ->> 'market') from jsonb_array_elements(api.market
           '["h1", "w1"]'::jsonb, 'the markets named (unknown codes skipped)');
 
 select is((select array_agg(k order by k) from jsonb_object_keys(api.leaderboard(1) -> 0) k),
-          '{net_worth,profit,rank,username}', 'the leaderboard: rank, name, net worth, profit');
+          '{is_bot,net_worth,profit,rank,username}', 'the leaderboard: rank, name, bot or not, net worth, profit');
 select is((select jsonb_agg(e -> 'username') from jsonb_array_elements(api.leaderboard(100)) e),
           (select jsonb_agg(to_jsonb(l.username) order by l.rank, l.username) from analytics.leaderboard l),
           'in the analysts'' order');

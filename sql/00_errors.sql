@@ -31,6 +31,8 @@ select * from (values
   ('BJ030', 'trade_rate_limited',    429, 'too many trades: wait for the cooldown',      'see trade_cooldown_ms'),
   ('BJ031', 'signup_rate_limited',   429, 'too many signups from this address',          'wait as long as Retry-After says'),
   ('BJ032', 'login_rate_limited',    429, 'too many failed logins',                      'wait as long as Retry-After says'),
+  ('BJ040', 'program_refused',       400, 'the program is refused',                      'docs/bots.md says what BetJeeScript allows'),
+  ('BJ041', 'unknown_bot',           404, 'no such bot',                                 'api.my_bots() lists yours'),
   ('BJ900', 'ledger_append_only',    403, 'the ledger is append-only',                   'post a compensating entry instead')
 ) as t(code, name, status, message, hint);
 

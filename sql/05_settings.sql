@@ -17,7 +17,9 @@ insert into bj.settings (key, value, description) values
   ('throttle_backoff_s',  '1',      'first refusal once a login or signup limit is reached, in seconds; doubles with every further attempt'),
   ('throttle_backoff_max_s', '900', 'longest refusal of the login and signup throttle, in seconds'),
   ('password_hash_concurrency', '1', 'password checks (login, signup) the HTTP layer runs at once; the others wait their turn'),
-  ('book_changes_keep_s', '86400',  'how long changes of the books are kept for streams resuming from a cursor, in seconds')
+  ('book_changes_keep_s', '86400',  'how long changes of the books are kept for streams resuming from a cursor, in seconds'),
+  ('bot_cooldown_ms',     '1000',   'shortest time between two runs of one bot (a bot may set a longer one)'),
+  ('bots_per_owner',      '10',     'bots one trader may have (deleted ones do not count)')
 on conflict (key) do update set description = excluded.description;
 
 -- A setting's value (text); every key read here exists, so a typo fails loudly.

@@ -686,12 +686,15 @@ begin
 end $$;
 
 -- Execute one trade for a trader and return its receipt. p_root and p_order are set when a
--- conditional order fires it; such a trade skips the trader's cooldown. With p_cascade (a root
--- trade), the orders its prices cross fire before it returns, listed in `triggered`.
+-- conditional order fires it; such a trade skips the trader's cooldown, as does a bot's action
+-- (p_cooldown false: a bot's runs have a cooldown of their own). With p_cascade (a root trade),
+-- the orders its prices cross fire before it returns, listed in `triggered`.
+drop function if exists bj.execute_trade(bigint, text, text, text, numeric, numeric, numeric, numeric, bigint, bigint, boolean);
 create or replace function bj.execute_trade(
   p_user bigint, p_market text, p_outcome text, p_side text, p_shares numeric, p_spend numeric,
   p_max_total numeric default null, p_min_total numeric default null,
-  p_root bigint default null, p_order bigint default null, p_cascade boolean default false)
+  p_root bigint default null, p_order bigint default null, p_cascade boolean default false,
+  p_cooldown boolean default true)
 returns jsonb
 language plpgsql as $$
 declare
@@ -715,7 +718,7 @@ begin
   end if;
   -- read before any lock: the less a trade does while it holds the market, the more trades
   -- one market takes
-  if p_root is null then
+  if p_root is null and p_cooldown then
     v_cooldown := bj.setting('trade_cooldown_ms')::numeric;
   end if;
 

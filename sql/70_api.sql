@@ -208,3 +208,98 @@ end $$;
 grant execute on function api.changes_between(text, text) to anon, authenticated;
 comment on function api.changes_between(text, text) is
   'Markets changed between two cursors returned by api.changes: {cursor, markets}. Errors: BJ021 (400).';
+
+---------------------------------------------------------------------------------------------
+-- Bots (docs/bots.md): a trader's own, named by their account's username
+
+create or replace function api.create_bot(name text, source text, markets text[], cooldown_ms int default null)
+returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return bj.create_bot(bj.require_user(), create_bot.name, create_bot.source, create_bot.markets,
+                       create_bot.cooldown_ms);
+end $$;
+grant execute on function api.create_bot(text, text, text[], int) to authenticated;
+comment on function api.create_bot(text, text, text[], int) is
+  'A bot: an account of its own named `name`, labelled a bot and owned by you, running the BetJeeScript program `source` each time one of `markets` (1-20 codes) changes, no more often than its cooldown (cooldown_ms, at least bot_cooldown_ms). It starts with no coins: api.fund_bot. Errors: BJ040 (400: the program is refused, with where and why), BJ024, BJ021 (400), BJ010 (404), BJ009 (409).';
+
+create or replace function api.update_bot(bot text, source text default null, markets text[] default null,
+                                          cooldown_ms int default null) returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return bj.update_bot(bj.require_user(), update_bot.bot, update_bot.source, update_bot.markets,
+                       update_bot.cooldown_ms);
+end $$;
+grant execute on function api.update_bot(text, text, text[], int) to authenticated;
+comment on function api.update_bot(text, text, text[], int) is
+  'Change your bot''s program, the markets it watches or its cooldown (what is not given stays). Errors: BJ040, BJ021 (400), BJ041, BJ010 (404).';
+
+create or replace function api.pause_bot(bot text) returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return bj.set_bot_status(bj.require_user(), pause_bot.bot, 'paused');
+end $$;
+grant execute on function api.pause_bot(text) to authenticated;
+comment on function api.pause_bot(text) is 'Stop your bot from running (its orders stay). Errors: BJ041 (404).';
+
+create or replace function api.resume_bot(bot text) returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return bj.set_bot_status(bj.require_user(), resume_bot.bot, 'active');
+end $$;
+grant execute on function api.resume_bot(text) to authenticated;
+comment on function api.resume_bot(text) is 'Let your paused bot run again. Errors: BJ041 (404).';
+
+create or replace function api.delete_bot(bot text) returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  return bj.set_bot_status(bj.require_user(), delete_bot.bot, 'deleted');
+end $$;
+grant execute on function api.delete_bot(text) to authenticated;
+comment on function api.delete_bot(text) is
+  'Delete your bot: it never runs again, its open orders are cancelled and its cash comes back to you (its positions stay with its account until their markets settle). Errors: BJ041 (404).';
+
+create or replace function api.fund_bot(bot text, amount numeric) returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  if fund_bot.amount is null or fund_bot.amount <= 0 then
+    perform bj.raise('BJ020', 'amount must be positive');
+  end if;
+  return bj.fund_bot(bj.require_user(), fund_bot.bot, fund_bot.amount);
+end $$;
+grant execute on function api.fund_bot(text, numeric) to authenticated;
+comment on function api.fund_bot(text, numeric) is
+  'Move coins from your balance to your bot''s. Errors: BJ020 (400), BJ041 (404), BJ001 (409).';
+
+create or replace function api.defund_bot(bot text, amount numeric) returns jsonb
+language plpgsql volatile security definer set search_path = '' as $$
+begin
+  if defund_bot.amount is null or defund_bot.amount <= 0 then
+    perform bj.raise('BJ020', 'amount must be positive');
+  end if;
+  return bj.fund_bot(bj.require_user(), defund_bot.bot, -defund_bot.amount);
+end $$;
+grant execute on function api.defund_bot(text, numeric) to authenticated;
+comment on function api.defund_bot(text, numeric) is
+  'Move coins from your bot''s balance back to yours. Errors: BJ020 (400), BJ041 (404), BJ001 (409).';
+
+create or replace function api.my_bots() returns jsonb
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  v_uid bigint := bj.require_user();
+begin
+  return coalesce((select jsonb_agg(bj.bot_json(b) order by b.id) from bj.bots b
+                    where b.owner_id = v_uid and b.status <> 'deleted'), '[]');
+end $$;
+grant execute on function api.my_bots() to authenticated;
+comment on function api.my_bots() is
+  'Your bots: name, status, program, markets, cooldown, balance, runs.';
+
+create or replace function api.bot_runs(bot text, max_rows int default 50) returns jsonb
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  return bj.bot_runs(bj.require_user(), bot_runs.bot, bot_runs.max_rows);
+end $$;
+grant execute on function api.bot_runs(text, int) to authenticated;
+comment on function api.bot_runs(text, int) is
+  'Your bot''s runs, newest first (at most max_rows, 1-500): when, the change it ran for, what it read (inputs), its actions with their results or errors, its log, its error, how long it took. Errors: BJ021 (400), BJ041 (404).';

@@ -22,6 +22,19 @@ language sql stable security definer set search_path = ''
 return (select bj.display_prices(bj.market_prices(m)) from bj.markets m where m.id = market_prices.market_id);
 grant execute on function analytics.market_prices(bigint) to analyst;
 
+-- What came into an account from outside its trading: its signup bonus, and the coins moved
+-- between an owner and their bots, in less out (a transfer is posted under the bot's id).
+create or replace function analytics.paid_in(user_id bigint) returns numeric
+language sql stable security definer set search_path = ''
+return coalesce((select sum(l.amount) from bj.ledger l where l.user_id = paid_in.user_id and l.kind = 'signup_bonus'), 0)
+       + coalesce((select sum(case when l.debit = bj.cash_account(paid_in.user_id) then l.amount else -l.amount end)
+                     from bj.ledger l
+                    where l.kind = 'transfer'
+                      and l.user_id in (select u.id from bj.users u
+                                         where u.id = paid_in.user_id or u.owner_id = paid_in.user_id)
+                      and bj.cash_account(paid_in.user_id) in (l.debit, l.credit)), 0);
+grant execute on function analytics.paid_in(bigint) to analyst;
+
 -- A market's status as clients see it (closed once past close_at).
 create or replace function analytics.market_status(market_id bigint) returns text
 language sql stable security definer set search_path = ''
@@ -166,7 +179,7 @@ begin
     perform bj.raise('BJ021', 'max_rows must lie between 1 and 100');
   end if;
   return coalesce((
-    select jsonb_agg(jsonb_build_object('rank', l.rank, 'username', l.username,
+    select jsonb_agg(jsonb_build_object('rank', l.rank, 'username', l.username, 'is_bot', l.is_bot,
                                         'net_worth', l.net_worth::numeric(24, 6),
                                         'profit', l.profit::numeric(24, 6)) order by l.rank, l.username)
       from (select * from analytics.leaderboard l
@@ -174,7 +187,7 @@ begin
 end $$;
 grant execute on function api.leaderboard(int) to anon, authenticated;
 comment on function api.leaderboard(int) is
-  'The traders with the greatest net worth (cash, locked collateral and escrow, positions at current prices), at most max_rows (1-100): {rank, username, net_worth, profit}; profit is net worth less bonuses received. Errors: BJ021 (400).';
+  'The traders (bots among them, labelled) with the greatest net worth (cash, locked collateral and escrow, positions at current prices), at most max_rows (1-100): {rank, username, is_bot, net_worth, profit}; profit is net worth less what came in from outside trading (bonuses; coins moved between an owner and their bot). Errors: BJ021 (400).';
 
 create or replace function api.calibration() returns jsonb
 language plpgsql stable security definer set search_path = '' as $$
@@ -202,7 +215,8 @@ select t.id as trade_id, m.code as market, u.username, m.outcomes[t.outcome] as 
        t.root_trade_id, t.order_id, t.created_at as at,
        -- against whom: the market maker ('amm') or a resting order ('direct', 'mint', 'merge'),
        -- as its taker or its maker
-       t.how, t.role
+       t.how, t.role,
+       u.is_bot  -- the trader is a bot (docs/bots.md)
   from bj.trades t join bj.markets m on m.id = t.market_id join bj.users u on u.id = t.user_id;
 
 -- Every order of the book and every conditional order, as it stands.
@@ -258,11 +272,12 @@ with worth as (
            + coalesce((select sum(round(o.locked_shares * (analytics.market_prices(o.market_id))[o.outcome], 6))
                          from bj.orders o where o.user_id = u.id and o.status = 'open' and o.locked_shares > 0), 0)
            as positions_value,
-         coalesce((select sum(l.amount) from bj.ledger l where l.user_id = u.id and l.kind = 'signup_bonus'), 0) as bonuses
+         analytics.paid_in(u.id) as paid_in,
+         u.is_bot
     from bj.users u where u.disabled_at is null)
 select rank() over (order by w.balance + w.locked + w.positions_value desc) as rank, w.username,
        w.balance, w.locked, w.positions_value, w.balance + w.locked + w.positions_value as net_worth,
-       w.balance + w.locked + w.positions_value - w.bonuses as profit
+       w.balance + w.locked + w.positions_value - w.paid_in as profit, w.is_bot
   from worth w;
 
 -- Per market: volume, trades, traders, and how much of the subsidy the market maker has at

@@ -42,7 +42,7 @@ D = Decimal
 FIRED_KEYS = {"order_id", "trade_id", "market", "outcome", "side", "shares", "avg_price",
               "price_after"}
 NEVER_AN_ORDER = 9_000_000_000_000  # an order id no sequence reaches in a test run
-ONCE = {"trade", "place_order", "signup"}  # not called again in the second round
+ONCE = {"trade", "place_order", "signup", "create_bot"}  # not called again in the second round
 
 
 def exact_json(data: bytes | str) -> Any:
@@ -72,6 +72,9 @@ class World:
     nobody: str  # a username nobody has
     newcomer: str  # a username for the viewer to sign up with
     history: dict[str, Decimal] = field(default_factory=dict)  # A's balance after each trade
+    a_bot: str = "a_bot"  # A's bot (its account is private as A's is)
+    nobot: str = "no_such_bot"
+    b_bot: str = "b_bot"  # one of B's own
 
 
 def trades_at_a(w: World) -> dict[str, dict[str, Any]]:
@@ -167,6 +170,22 @@ def privacy_cases(w: World) -> dict[str, list[dict[str, Any]]]:
                           {"status": "mine"}],
         "leaderboard": [{}, {"max_rows": 100}, {"max_rows": 0}],
         "calibration": [{}],
+        # bots: A's answers as one that does not exist; a name is a username (public). B's
+        # own bot is deleted last.
+        "create_bot": [{"name": w.a_bot, "source": "log(1)", "markets": [m1]},
+                       {"name": w.a["username"], "source": "log(1)", "markets": [m1]},
+                       {"name": w.newcomer + "_bot", "source": "log(1)", "markets": [m1]}],
+        "update_bot": [{"bot": w.a_bot, "source": "log(2)"}, {"bot": w.nobot, "source": "log(2)"},
+                       {"bot": w.b_bot, "source": "log(2)"}],
+        "pause_bot": [{"bot": w.a_bot}, {"bot": w.nobot}, {"bot": w.b_bot}],
+        "resume_bot": [{"bot": w.a_bot}, {"bot": w.nobot}, {"bot": w.b_bot}],
+        "fund_bot": [{"bot": w.a_bot, "amount": D(1)}, {"bot": w.nobot, "amount": D(1)},
+                     {"bot": w.b_bot, "amount": D(1)}],
+        "defund_bot": [{"bot": w.a_bot, "amount": D(1)}, {"bot": w.nobot, "amount": D(1)},
+                       {"bot": w.b_bot, "amount": D(1)}],
+        "my_bots": [{}],
+        "bot_runs": [{"bot": w.a_bot}, {"bot": w.nobot, "max_rows": 500}, {"bot": w.b_bot}],
+        "delete_bot": [{"bot": w.a_bot}, {"bot": w.nobot}, {"bot": w.b_bot}],
         "trade": [
             *trades_at_a(w).values(),
             {"market": m1, "outcome": "YES", "side": "buy", "shares": D(1), "max_total": D("0.01")},
@@ -177,11 +196,12 @@ def privacy_cases(w: World) -> dict[str, list[dict[str, Any]]]:
 
 
 # What some functions show of every trader by design, and which of A's values that makes public
-# there (and only there): the leaderboard ranks every trader by name and net worth; the tape
+# there (and only there): the leaderboard ranks every trader (and bot) by name and net worth; the tape
 # shows every trade's size, so the size of a position built by one trade is on it (as a trade
 # of nobody's), and so is the collateral of a short opened by one sale (1 per share). Everything
 # else of A's is still searched for in their answers.
-PUBLIC_BY_DESIGN = {"leaderboard": ("A's username",), "market_trades": (" shares ", "A's locked")}
+PUBLIC_BY_DESIGN = {"leaderboard": ("A's username", "A's bot's balance"),
+                    "market_trades": (" shares ", "A's locked")}
 
 
 def api_functions(db: psycopg.Connection) -> dict[str, bool]:
@@ -243,9 +263,17 @@ def build_world(db: psycopg.Connection, make_market, make_user) -> World:
     after = rpc_sql(db, None, "changes")["cursor"]
     history = {f"A's balance after trade {r['trade_id']}": r["balance"]
                for r in (first, more, short)}
+    # A's bot, funded with a distinctive amount, which runs once
+    a_bot = unique("abot")
+    rpc_sql(db, aid, "create_bot", name=a_bot, source='log(price("' + m3 + '", "YES"))', markets=[m3])
+    rpc_sql(db, aid, "fund_bot", bot=a_bot, amount=D("21.212121"))
+    history["A's bot's balance"] = D("21.212121")
+    b_bot = unique("bbot")
+    rpc_sql(db, bid, "create_bot", name=b_bot, source="log(1)", markets=[m3])
     return World(m1, m2, m3, a, b, keys, replay,
                  {"take_profit": take_profit, "stop_loss": stop, "cancelled": cancelled},
-                 b_order, (before, after), started, unique("nobody"), unique("newcomer"), history)
+                 b_order, (before, after), started, unique("nobody"), unique("newcomer"), history,
+                 a_bot, unique("nobot"), b_bot)
 
 
 def account_values(account: dict, when: str) -> dict[str, Any]:
@@ -440,6 +468,15 @@ def test_no_api_function_shows_one_trader_anything_private_of_another(
         for name, order in w.orders.items():
             assert refusal(the(calls, "cancel_order", {"order_id": order}, rnd), order) == never, (
                 f"cancelling A's {name} order answers otherwise than a made-up order")
+    # every bot call on A's bot is refused exactly as on a bot that does not exist
+    if who is not None:
+        for fn in ("update_bot", "pause_bot", "resume_bot", "delete_bot", "fund_bot", "defund_bot",
+                   "bot_runs"):
+            for rnd in (1, 2):
+                calls_on = {c.args["bot"]: c for c in calls if c.fn == fn and c.round == rnd}
+                assert refusal(calls_on[w.a_bot], w.a_bot) == refusal(calls_on[w.nobot], w.nobot), (
+                    f"api.{fn} on A's bot answers otherwise than on a bot that does not exist")
+        assert all(b["bot"] != w.a_bot for b in the(calls, "my_bots", {}).answer), "B sees A's bot"
     # logging in as A with a wrong password answers as for a username nobody has
     wrong = [c for c in calls if c.fn == "login" and c.args["password"] == "not the password"]
     assert len({json.dumps([c.answer, c.error], default=str) for c in wrong}) == 1, wrong
