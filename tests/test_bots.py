@@ -5,6 +5,7 @@ and the invariants hold. And many runners at once never run one bot twice."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from decimal import Decimal
@@ -78,7 +79,7 @@ def test_three_bots_trade_against_people_and_every_run_is_accounted_for(server, 
             # the cooldown held: runs at least 300 ms apart
             times = sorted(r["at"] for r in runs)
             gaps = [(db.execute("select %s::timestamptz - %s::timestamptz as d", [b, a]).fetchone()["d"])
-                    .total_seconds() for a, b in zip(times, times[1:])]
+                    .total_seconds() for a, b in itertools.pairwise(times)]
             assert min(gaps) >= 0.3, (kind, gaps)
             # every run replays to what it did
             for r in runs:
