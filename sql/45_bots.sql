@@ -26,7 +26,8 @@ create or replace function bj.bs_tokens(p_src text) returns jsonb
 language plpgsql immutable as $$
 declare
   c text[] := regexp_split_to_array(p_src, '');
-  n int := coalesce(array_length(regexp_split_to_array(p_src, ''), 1), 0);
+  k int[];       -- each character's code point: comparing numbers is what a scanner does most
+  n int;
   i int := 1;
   v_line int := 1;
   v_col int := 1;
@@ -37,63 +38,67 @@ declare
   v_ch text;
   v_quote text;
   v_op text;
+  v_two text;
 begin
   if p_src = '' then
-    n := 0;
+    c := '{}';
   end if;
+  n := coalesce(cardinality(c), 0);
+  k := array(select ascii(x) from unnest(c) x);
   while i <= n loop
     v_ch := c[i];
     v_at := jsonb_build_array(v_line, v_col);
-    if v_ch in (' ', E'\t', E'\r') then
+    if k[i] in (32, 9, 13) then
       i := i + 1; v_col := v_col + 1;
-    elsif v_ch = E'\n' then
+    elsif k[i] = 10 then
       i := i + 1; v_line := v_line + 1; v_col := 1;
-    elsif v_ch = '/' and i < n and c[i + 1] = '/' then
-      while i <= n and c[i] <> E'\n' loop
+    elsif k[i] = 47 and i < n and k[i + 1] = 47 then  -- //
+      while i <= n and k[i] <> 10 loop
         i := i + 1; v_col := v_col + 1;
       end loop;
-    elsif v_ch = '/' and i < n and c[i + 1] = '*' then
+    elsif k[i] = 47 and i < n and k[i + 1] = 42 then  -- /*
       i := i + 2; v_col := v_col + 2;
       loop
         if i > n then
           perform bj.bs_refuse('an unterminated comment', v_at);
         end if;
-        exit when c[i] = '*' and i < n and c[i + 1] = '/';
-        if c[i] = E'\n' then v_line := v_line + 1; v_col := 1; else v_col := v_col + 1; end if;
+        exit when k[i] = 42 and i < n and k[i + 1] = 47;
+        if k[i] = 10 then v_line := v_line + 1; v_col := 1; else v_col := v_col + 1; end if;
         i := i + 1;
       end loop;
       i := i + 2; v_col := v_col + 2;
-    elsif v_ch ~ '^[0-9]$' then
+    elsif k[i] between 48 and 57 then  -- a number
       v_start := i;
-      while i <= n and c[i] ~ '^[0-9]$' loop i := i + 1; end loop;
-      if i < n and c[i] = '.' and c[i + 1] ~ '^[0-9]$' then
+      while i <= n and k[i] between 48 and 57 loop i := i + 1; end loop;
+      if i < n and k[i] = 46 and k[i + 1] between 48 and 57 then
         i := i + 1;
-        while i <= n and c[i] ~ '^[0-9]$' loop i := i + 1; end loop;
+        while i <= n and k[i] between 48 and 57 loop i := i + 1; end loop;
       end if;
-      if i <= n and c[i] ~ '^[A-Za-z_$0-9]$' then
+      if i <= n and (k[i] between 48 and 57 or k[i] between 65 and 90 or k[i] between 97 and 122 or k[i] in (95, 36)) then
         perform bj.bs_refuse(format('unexpected `%s`', c[i]), jsonb_build_array(v_line, v_col + i - v_start));
       end if;
-      v_text := array_to_string(c[v_start:i - 1], '');
-      v_out := v_out || jsonb_build_array('num', v_text, v_line, v_col);
+      v_out := v_out || jsonb_build_array('num', array_to_string(c[v_start:i - 1], ''), v_line, v_col);
       v_col := v_col + i - v_start;
-    elsif v_ch ~ '^[A-Za-z_]$' then
+    elsif k[i] between 65 and 90 or k[i] between 97 and 122 or k[i] = 95 then  -- a name
       v_start := i;
-      while i <= n and c[i] ~ '^[A-Za-z_0-9]$' loop i := i + 1; end loop;
-      if i <= n and c[i] = '$' then
+      while i <= n and (k[i] between 48 and 57 or k[i] between 65 and 90 or k[i] between 97 and 122 or k[i] = 95) loop
+        i := i + 1;
+      end loop;
+      if i <= n and k[i] = 36 then
         perform bj.bs_refuse('unexpected `$`', jsonb_build_array(v_line, v_col + i - v_start));
       end if;
       v_out := v_out || jsonb_build_array('id', array_to_string(c[v_start:i - 1], ''), v_line, v_col);
       v_col := v_col + i - v_start;
-    elsif v_ch in ('"', '''') then
+    elsif k[i] in (34, 39) then  -- a string
       v_quote := v_ch;
       v_text := '';
       i := i + 1; v_col := v_col + 1;
       loop
-        if i > n or c[i] = E'\n' then
+        if i > n or k[i] = 10 then
           perform bj.bs_refuse('an unterminated string', v_at);
         end if;
         exit when c[i] = v_quote;
-        if c[i] = '\' then
+        if k[i] = 92 then
           if i = n then
             perform bj.bs_refuse('an unterminated string', v_at);
           end if;
@@ -113,23 +118,16 @@ begin
       end loop;
       v_out := v_out || jsonb_build_array('str', v_text, v_at -> 0, v_at -> 1);
       i := i + 1; v_col := v_col + 1;
-    elsif v_ch = '`' then
+    elsif k[i] = 96 then
       perform bj.bs_refuse('template literals are not allowed: `` ` ``', v_at);
     else
       -- operators, longest first; what the language lacks is refused by the parser, by name
-      v_op := null;
-      foreach v_text in array array['===', '!==', '**=', '...', '>>>', '==', '!=', '<=', '>=', '&&', '||',
-                                    '=>', '++', '--', '+=', '-=', '*=', '/=', '%=', '**', '?.', '??',
-                                    '<<', '>>', '&=', '|=', '^='] loop
-        if array_to_string(c[i:i + length(v_text) - 1], '') = v_text then
-          v_op := v_text;
-          exit;
-        end if;
-      end loop;
-      if v_op is null and v_ch in ('(', ')', '{', '}', ';', ',', '?', ':', '+', '-', '*', '/', '!', '<',
-                                   '>', '=', '.', '[', ']', '%', '&', '|', '^', '~') then
-        v_op := v_ch;
-      end if;
+      v_two := v_ch || coalesce(c[i + 1], '');
+      v_op := case when v_two || coalesce(c[i + 2], '') in ('===', '!==', '**=', '...', '>>>') then v_two || c[i + 2]
+                   when v_two in ('==', '!=', '<=', '>=', '&&', '||', '=>', '++', '--', '+=', '-=', '*=', '/=',
+                                  '%=', '**', '?.', '??', '<<', '>>', '&=', '|=', '^=') then v_two
+                   when v_ch in ('(', ')', '{', '}', ';', ',', '?', ':', '+', '-', '*', '/', '!', '<', '>', '=',
+                                 '.', '[', ']', '%', '&', '|', '^', '~') then v_ch end;
       if v_op is null then
         perform bj.bs_refuse(format('unexpected `%s`', v_ch), v_at);
       end if;
@@ -608,6 +606,8 @@ declare
   v_j int;
   v_minutes numeric;
   v_value jsonb;
+  v_num numeric;
+  v_since timestamptz;
 begin
   if p_st -> 'inputs' ? v_key then
     return p_st || jsonb_build_object('v', p_st -> 'inputs' -> v_key);
@@ -638,22 +638,29 @@ begin
       end if;
     end if;
   end if;
-  v_value := case p_fn
-    when 'price' then to_jsonb((bj.display_prices(bj.market_prices(v_market)))[v_j])
-    when 'position' then to_jsonb(coalesce((select p.shares::numeric from bj.positions p
-                                             where p.user_id = p_user and p.market_id = v_market.id
-                                               and p.outcome = v_j), 0))
-    when 'balance' then (select to_jsonb(u.balance::numeric) from bj.users u where u.id = p_user)
-    when 'avg_price' then to_jsonb(coalesce(
-      (select round(sum(coalesce(t.price * t.shares, t.amount)) / sum(t.shares), 9) from bj.trades t
-        where t.market_id = v_market.id and t.outcome = v_j and t.role is distinct from 'maker'
-          and t.created_at > clock_timestamp() - make_interval(mins => v_minutes::int)),
-      (bj.display_prices(bj.market_prices(v_market)))[v_j]))
-    when 'volume' then to_jsonb((select coalesce(sum(t.amount), 0)::numeric from bj.trades t
-                                  where t.market_id = v_market.id and t.role is distinct from 'maker'
-                                    and t.created_at > clock_timestamp() - make_interval(mins => v_minutes::int)))
-    when 'now' then to_jsonb(floor(extract(epoch from clock_timestamp()))::bigint)
-  end;
+  -- (one statement per built-in: each keeps a plan of its own; a window's start is a value, so
+  -- that the index on a market's trades by time finds its rows)
+  v_since := clock_timestamp() - make_interval(mins => coalesce(v_minutes, 0)::int);
+  if p_fn = 'price' then
+    v_value := to_jsonb((bj.display_prices(bj.market_prices(v_market)))[v_j]);
+  elsif p_fn = 'position' then
+    select coalesce(max(p.shares), 0)::numeric into v_num from bj.positions p
+     where p.user_id = p_user and p.market_id = v_market.id and p.outcome = v_j;
+    v_value := to_jsonb(v_num);
+  elsif p_fn = 'balance' then
+    select u.balance::numeric into v_num from bj.users u where u.id = p_user;
+    v_value := to_jsonb(v_num);
+  elsif p_fn = 'avg_price' then
+    select round(sum(coalesce(t.price * t.shares, t.amount)) / sum(t.shares), 9) into v_num from bj.trades t
+     where t.market_id = v_market.id and t.created_at > v_since and t.outcome = v_j and t.role is distinct from 'maker';
+    v_value := to_jsonb(coalesce(v_num, (bj.display_prices(bj.market_prices(v_market)))[v_j]));
+  elsif p_fn = 'volume' then
+    select coalesce(sum(t.amount), 0)::numeric into v_num from bj.trades t
+     where t.market_id = v_market.id and t.created_at > v_since and t.role is distinct from 'maker';
+    v_value := to_jsonb(v_num);
+  else  -- now
+    v_value := to_jsonb(floor(extract(epoch from clock_timestamp()))::bigint);
+  end if;
   return p_st || jsonb_build_object('v', v_value, 'inputs', (p_st -> 'inputs') || jsonb_build_object(v_key, v_value));
 end $$;
 

@@ -7,17 +7,18 @@ number of its nodes and of its action calls) or raises Refused; evaluate(program
 {"actions": [{"do": name, "args": [...]}], "logs": [...], "error": bool}. Values are Decimal,
 str and bool. Markets named by literals are not checked here.
 
-Where docs/bots.md is silent the model reads it as JavaScript does, and says so:
-- whitespace is space, tab, CR and LF; CR and LF end a line (any other character outside a
-  string or a comment, vertical tab, form feed and no-break space included, is refused);
+Where docs/bots.md is silent the model reads it mostly as JavaScript does, and says so:
+- whitespace is space, tab, CR and LF, and only LF ends a line: a lone CR is a space (it ends
+  no `//` comment and may stand in a string); any other character outside a string or a
+  comment (vertical tab, form feed, no-break space, ...) is refused;
 - operators are read longest first, so `1--1` is `1 --1` (refused: `--` is assignment);
 - a semicolon may be left out before a line break, before `}` and at the end of the source
   (a comment holding a line break counts as one); a line that starts with `(` or `-`
   continues the expression before it, as in JavaScript (`log(1)` then `(2)` on the next line
-  is a call of a call, refused); `return` ends at a line break; there is no empty statement
-  (a stray `;` is refused);
-- the branch of an `if` or `else` is any statement but `const` (JavaScript refuses a
-  declaration there);
+  is a call of a call, refused); `return` ends at a line break;
+- a stray `;` is an empty statement (no node), also as the branch of an `if` or `else`;
+- the branch of an `if` or `else` is any statement, `const` included, and is a scope of its
+  own (`if (c) const a = 1` names nothing after it);
 - a name is resolved in order: in `{ const a = a + 1 }` the `a` on the right is the outer one;
 - a number literal may have leading zeros (`007` is 7) and is never followed directly by a
   letter, a digit or `_`; `1.` and `.5` are refused; a call takes no trailing comma;
@@ -120,15 +121,15 @@ def tokenize(source: str) -> list[Token]:
 
     while i < n:
         c = source[i]
-        if c in " \t":
+        if c in " \t\r":
             i += 1
             continue
-        if c in "\r\n":
-            i += 2 if source.startswith("\r\n", i) else 1
+        if c == "\n":
+            i += 1
             line, line_start, newline = line + 1, i, True
             continue
         if source.startswith("//", i):
-            while i < n and source[i] not in "\r\n":
+            while i < n and source[i] != "\n":
                 i += 1
             continue
         if source.startswith("/*", i):
@@ -136,7 +137,7 @@ def tokenize(source: str) -> list[Token]:
             if end < 0:
                 raise refuse("unterminated comment", i)
             for j in range(i, end):
-                if source[j] == "\n" or (source[j] == "\r" and source[j + 1:j + 2] != "\n"):
+                if source[j] == "\n":
                     line, line_start, newline = line + 1, j + 1, True
             i = end + 2
             continue
@@ -170,7 +171,7 @@ def tokenize(source: str) -> list[Token]:
             i += 1
             chars = []
             while True:
-                if i >= n or source[i] in "\r\n":
+                if i >= n or source[i] == "\n":
                     raise refuse("unterminated string", start)
                 ch = source[i]
                 if ch == c:
@@ -242,7 +243,8 @@ class _Parser:
         self.scopes.append(set())
         body = []
         while not self.at("eof"):
-            body.append(self.statement())
+            if (statement := self.statement()) is not None:
+                body.append(statement)
         self.scopes.pop()
         return self.node("program", first, body=body)
 
@@ -252,11 +254,20 @@ class _Parser:
         elif not (self.at("eof") or self.at("op", "}") or self.peek().newline):
             raise self.refuse("expected `;` or a new line")
 
-    def statement(self, branch: bool = False) -> dict:
+    def branch(self) -> dict | None:
+        """The statement of an if or an else: a scope of its own."""
+        self.scopes.append(set())
+        statement = self.statement()
+        self.scopes.pop()
+        return statement
+
+    def statement(self) -> dict | None:
+        """A statement, or None for an empty one (`;`)."""
         t = self.peek()
+        if t.kind == "op" and t.value == ";":
+            self.next()
+            return None
         if t.kind == "kw" and t.value == "const":
-            if branch:
-                raise self.refuse("a const in an if needs a block")
             self.next()
             name = self.next()
             if name.kind != "name":
@@ -275,11 +286,11 @@ class _Parser:
             self.expect("op", "(")
             test = self.expression()
             self.expect("op", ")")
-            then = self.statement(branch=True)
+            then = self.branch()
             otherwise = None
             if self.at("kw", "else"):
                 self.next()
-                otherwise = self.statement(branch=True)
+                otherwise = self.branch()
             return self.node("if", t, test=test, then=then, **{"else": otherwise})
         if t.kind == "op" and t.value == "{":
             self.next()
@@ -288,7 +299,8 @@ class _Parser:
             while not self.at("op", "}"):
                 if self.at("eof"):
                     raise self.refuse("expected `}`")
-                body.append(self.statement())
+                if (statement := self.statement()) is not None:
+                    body.append(statement)
             self.next()
             self.scopes.pop()
             return self.node("block", t, body=body)
@@ -485,10 +497,9 @@ class _Run:
         if t == "const":
             self.scopes[-1][s["name"]] = self.expr(s["value"])
         elif t == "if":
-            if truthy(self.expr(s["test"])):
-                self.statement(s["then"])
-            elif s["else"] is not None:
-                self.statement(s["else"])
+            branch = s["then"] if truthy(self.expr(s["test"])) else s["else"]
+            if branch is not None:
+                self.block([branch])
         elif t == "block":
             self.block(s["body"])
         elif t == "return":

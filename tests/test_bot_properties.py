@@ -427,9 +427,9 @@ class Gen:
         return self.call("log", self.any(depth))
 
     # -- statements: (source, needs a terminator)
-    def statement(self, depth: int, branch: bool = False) -> tuple[str, bool]:
+    def statement(self, depth: int) -> tuple[str, bool]:
         k = self.draw(st.integers(0, 19))
-        if k <= 5 and not branch:
+        if k <= 5:
             ty = self.pick(["num", "num", "str", "bool", "market", "outcome", "minutes"])
             value = {"market": self.market, "outcome": self.outcome,
                      "minutes": self.minutes}.get(ty, lambda: self.typed(ty, 2))()
@@ -461,9 +461,13 @@ class Gen:
         return self.any(2).text, True
 
     def substatement(self, depth: int) -> tuple[str, bool]:
+        """The statement of an if or an else (a scope of its own)."""
         if self.chance(2):
             return self.block(depth), False
-        return self.statement(depth, branch=True)
+        self.scopes.append({})
+        statement = self.statement(depth)
+        self.scopes.pop()
+        return statement
 
     def block(self, depth: int) -> str:
         self.scopes.append({})
@@ -481,10 +485,10 @@ class Gen:
                 if following.startswith(("(", "-")) or self.chance(2):
                     out.append(";")
                 else:
-                    out.append(self.pick(["\n", " // a comment: ünï ;)\n", "\r\n"]))
+                    out.append(self.pick(["\n", " // a comment: ünï ;)\n", "\r\n", "\r\r\n"]))
                     continue
             out.append(self.pick(["\n", " ", "", "\n\n", " /* a /* comment\n */ ",
-                                  " // more;\n"]))
+                                  " // more;\n", " ;\n", ";"]))
         return "".join(out)
 
 
@@ -612,10 +616,15 @@ EDGES = [
     # statements and their ends
     "", "\n", "// only a comment", "/* only */", "log(1)", "log(1)\n", "log(1);", "{ log(1) }",
     "{log(1)}", "{}", "{ }\n{ }", "log(1) log(2)", "log(1)\nlog(2)", "log(1)\r\nlog(2)",
-    "log(1)\rlog(2)", "log(1) // c\nlog(2)", "log(1) /* c */ log(2)", "log(1) /* c\n */ log(2)",
+    "log(1)\rlog(2)", "log(1)\r\rlog(2)", "log(1) // c\rlog(2)", "log(1) /* \r */ log(2)",
+    "log(1) // c\nlog(2)", "log(1) /* c */ log(2)", "log(1) /* c\n */ log(2)",
     "log(1);;", ";", "{};", "if (true) log(1) else log(2)", "if (true) log(1)\nelse log(2)",
     "if (true) log(1); else log(2)", "if (true) {} else {}", "if (false) log(1) \n else if (true) log(2)",
-    "if (true) const a = 1", "if (true) { const a = 1 }", "if true log(1)", "else log(1)",
+    "if (true) const a = 1", "if (true) { const a = 1 }", "if (true) const a = 1\nlog(a)",
+    "const a = 1; if (true) const a = 2\nlog(a)", "if (true) const a = log(1)",
+    "if (false) const a = log(1); else const a = log(2)", "if (true) ;", "if (false) ;",
+    "if (true) ; log(1)", "if (false) {} else ;", "if (true) {} else ;", "if (true) ; else log(1)",
+    "log(1);;;log(2)", ";;;", "{;}", "if (true) { ; }", "if true log(1)", "else log(1)",
     "if (1) if (0) log(1); else log(2)", "return", "return;", "return\n", "return 1",
     "return\nlog(1)", "log(1)\nreturn\nlog(2)", "{ return } log(1)", "if (true) return; log(1)",
     "return log(1)", "log(1)\n(2)", "log(1)\n-1", "const a = 1\n(a)", "const a = 1\n-a",
