@@ -67,6 +67,7 @@ bench: deps
 	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
 	@BETJEE_ADMIN_URL="$(DBURL)" $(PY) scripts/bench.py
 	@BETJEE_ADMIN_URL="$(DBURL)" $(PY) scripts/bench_web.py
+	@BETJEE_ADMIN_URL="$(DBURL)" $(PY) scripts/bench_bots.py
 
 # the mutation run (not part of make test): tests/mutants.py against the tests owning each rule
 mutate: deps

@@ -23,6 +23,8 @@ create table bj.bots (
   updated_at timestamptz not null default clock_timestamp()
 );
 create index bots_owner on bj.bots (owner_id, id);
+-- the runner's order: the bot that waited longest first
+create index bots_waiting on bj.bots (last_run_at nulls first, id) where status = 'active';
 
 -- Every program a bot has had: the source and its audited tree (a run names the one it ran).
 create table bj.bot_programs (

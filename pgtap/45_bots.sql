@@ -3,7 +3,7 @@
 -- action recorded, replay), and ownership: nobody else reads, changes or runs a bot.
 begin;
 \ir helpers/setup.psql
-select plan(69);
+select plan(76);
 
 select tests.market('bm') \gset
 select tests.market('bn', '{RED,GREEN,BLUE}') \gset
@@ -72,9 +72,18 @@ select is(tests.refusal('log(1) /* '), 'an unterminated comment at 1:8', 'an unt
 select is(tests.refusal('log(1) # 2'), 'unexpected `#` at 1:8', 'a character the language lacks');
 select is(tests.refusal('return 5'), 'return takes no value at 1:8', 'return takes no value');
 select is(tests.refusal(repeat('buy("bm", "YES", 1)' || chr(10), 11)), 'more than 10 actions at 11:1', 'more than 10 actions');
-select is(tests.refusal(repeat('log(1)' || chr(10), 334)), 'the program is over 1000 nodes at 334:5', 'more than 1000 nodes');
+select is(tests.refusal(repeat('log(1)' || chr(10), 334)), 'the program is over 1000 nodes at 334:1', 'more than 1000 nodes');
 select is(tests.refusal(repeat(' ', 8193)), 'the source is over 8 KB (8,192 bytes) at 1:1', 'a source over 8 KB');
-select is(tests.refusal(repeat('(', 70) || '1' || repeat(')', 70)), 'nesting deeper than 64 levels at 1:32', 'nesting deeper than 64');
+select is(tests.refusal('log(' || repeat('!', 70) || '1)'), 'nesting deeper than 64 levels at 1:66', 'a tree deeper than 64 levels');
+select is(tests.refusal('log(' || repeat('(', 63) || '1' || repeat(')', 63) || ')'), null, 'parentheses are no level of the tree');
+select is(tests.refusal('log(' || repeat('(', 64) || '1' || repeat(')', 64) || ')'), 'parentheses nested more than 64 deep at 1:68',
+          'but nested more than 64 deep they are refused');
+select is(tests.refusal('log(1' || repeat(' + 1', 60) || ')'), null, 'a chain of 60 operators in a call is 64 levels deep');
+select is(tests.refusal('log(1' || repeat(' + 1', 61) || ')'), 'nesting deeper than 64 levels at 1:5', 'a chain of 61, 65 (its first operand the deepest)');
+select is(tests.refusal(repeat('1;', 4096)), 'the program is over 1000 nodes at 1:2001', 'a long program is refused as soon as it is too long');
+select is(tests.run('if (true) ; else log(1)'), '{"logs": [], "error": null, "inputs": {}, "actions": []}', 'an empty statement as a branch is an empty block');
+select is(tests.run($$log(avg_price("bm", "YES", "30"))$$, '{"avg_price(bm,YES,30)": 0.5}') ->> 'error',
+          'avg_price takes whole minutes from 1 to 1440 at 1:5', 'a built-in''s arguments are checked even when its value was read');
 select throws_ok($$ select bj.bot_parse('while(1){}') $$, 'BJ040', 'the program is refused', 'refusals are BJ040');
 
 -- evaluation: exact numbers, JavaScript's truthiness and short circuits, built-ins from inputs

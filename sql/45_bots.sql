@@ -39,6 +39,7 @@ declare
   v_quote text;
   v_op text;
   v_two text;
+  v_parens int := 0;
 begin
   if p_src = '' then
     c := '{}';
@@ -131,6 +132,16 @@ begin
       if v_op is null then
         perform bj.bs_refuse(format('unexpected `%s`', v_ch), v_at);
       end if;
+      -- parentheses (of calls and of grouping) nested more than 64 deep are refused: grouping
+      -- makes no node of the tree, so the tree's depth would not bound them
+      if v_op = '(' then
+        v_parens := v_parens + 1;
+        if v_parens > 64 then
+          perform bj.bs_refuse('parentheses nested more than 64 deep', v_at);
+        end if;
+      elsif v_op = ')' then
+        v_parens := v_parens - 1;
+      end if;
       v_out := v_out || jsonb_build_array('op', v_op, v_line, v_col);
       i := i + length(v_op); v_col := v_col + length(v_op);
     end if;
@@ -140,8 +151,9 @@ end $$;
 
 ---------------------------------------------------------------------------------------------
 -- The parser: recursive descent over the tokens, one function per level. Each answers the node
--- it read and the position after it. Nesting deeper than 64 is refused (a program that deep is
--- no strategy, and the recursion has a bound).
+-- it read and the position after it. Its recursion is bounded (and so a chain of operators,
+-- which it reads in a loop but which nests in the tree); the auditor then refuses a tree deeper
+-- than 64 levels.
 
 create or replace function bj.bs_at(p_tok jsonb) returns jsonb
 language sql immutable
@@ -204,10 +216,11 @@ begin
   return p_pos + 1;
 end $$;
 
+-- (the parser's own bound on its recursion, generous: the tree's depth is the auditor's rule)
 create or replace function bj.bs_depth(p_depth int, p_tok jsonb) returns void
 language plpgsql stable as $$
 begin
-  if p_depth > 64 then
+  if p_depth > 400 then
     perform bj.bs_refuse('nesting deeper than 64 levels', bj.bs_at(p_tok));
   end if;
 end $$;
@@ -299,6 +312,7 @@ declare
   v_tok jsonb;
   v_prec int;
   v_right record;
+  v_chain int := 0;
 begin
   select * into node, pos from bj.bs_unary(p_toks, p_pos, p_depth + 1);
   loop
@@ -312,7 +326,8 @@ begin
     end if;
     v_prec := bj.bs_prec(v_tok);
     exit when v_prec = 0 or v_prec < p_min;
-    perform bj.bs_depth(p_depth + 1, v_tok);
+    v_chain := v_chain + 1;  -- each operator of a chain nests the ones before it a level deeper
+    perform bj.bs_depth(p_depth + v_chain, v_tok);
     select * into v_right from bj.bs_binary(p_toks, pos + 1, v_prec + 1, p_depth + 1);
     node := jsonb_build_object('t', case when v_prec <= 2 then 'logical' else 'binary' end,
                                'at', bj.bs_at(v_tok), 'op', v_tok ->> 1, 'left', node, 'right', v_right.node);
@@ -362,7 +377,7 @@ declare
   v_at jsonb := bj.bs_at(v_tok);
   v_sub record;
   v_then record;
-  v_body jsonb := '[]';
+  v_list jsonb[] := '{}';
   v_name jsonb;
   v_last int;
 begin
@@ -379,11 +394,14 @@ begin
   elsif v_tok ->> 0 = 'id' and v_tok ->> 1 = 'if' then
     select * into v_sub from bj.bs_expr(p_toks, bj.bs_expect(p_toks, p_pos + 1, '('), p_depth + 1);
     select * into v_then from bj.bs_statement(p_toks, bj.bs_expect(p_toks, v_sub.pos, ')'), p_depth + 1);
-    node := jsonb_build_object('t', 'if', 'at', v_at, 'test', v_sub.node, 'then', v_then.node);
+    -- (an empty statement as a branch is an empty block)
+    node := jsonb_build_object('t', 'if', 'at', v_at, 'test', v_sub.node, 'then',
+                               coalesce(v_then.node, jsonb_build_object('t', 'block', 'at', bj.bs_at(p_toks -> (v_then.pos - 1)), 'body', '[]'::jsonb)));
     pos := v_then.pos;
     if (p_toks -> pos ->> 0) = 'id' and (p_toks -> pos ->> 1) = 'else' then
       select * into v_sub from bj.bs_statement(p_toks, pos + 1, p_depth + 1);
-      node := node || jsonb_build_object('else', v_sub.node);
+      node := node || jsonb_build_object('else',
+        coalesce(v_sub.node, jsonb_build_object('t', 'block', 'at', bj.bs_at(p_toks -> (v_sub.pos - 1)), 'body', '[]'::jsonb)));
       pos := v_sub.pos;
     end if;
   elsif v_tok ->> 0 = 'op' and v_tok ->> 1 = '{' then
@@ -394,11 +412,14 @@ begin
       end if;
       select * into v_sub from bj.bs_statement(p_toks, pos, p_depth + 1);
       if v_sub.node is not null then
-        v_body := v_body || jsonb_build_array(v_sub.node);
+        v_list := v_list || v_sub.node;
+        if cardinality(v_list) > 1000 then
+          perform bj.bs_refuse('the program is over 1000 nodes', v_sub.node -> 'at');
+        end if;
       end if;
       pos := v_sub.pos;
     end loop;
-    node := jsonb_build_object('t', 'block', 'at', v_at, 'body', v_body);
+    node := jsonb_build_object('t', 'block', 'at', v_at, 'body', to_jsonb(v_list));
     pos := pos + 1;
   elsif v_tok ->> 0 = 'id' and v_tok ->> 1 = 'return' then
     node := jsonb_build_object('t', 'return', 'at', v_at);
@@ -428,17 +449,21 @@ create or replace function bj.bs_program(p_toks jsonb) returns jsonb
 language plpgsql stable as $$
 declare
   v_pos int := 0;
-  v_body jsonb := '[]';
+  v_list jsonb[] := '{}';
   v_sub record;
 begin
   while p_toks -> v_pos ->> 0 <> 'eof' loop
     select * into v_sub from bj.bs_statement(p_toks, v_pos, 1);
     if v_sub.node is not null then
-      v_body := v_body || jsonb_build_array(v_sub.node);
+      v_list := v_list || v_sub.node;
+      -- (each statement is a node at least: past 1000 the program is refused without reading on)
+      if cardinality(v_list) > 1000 then
+        perform bj.bs_refuse('the program is over 1000 nodes', v_sub.node -> 'at');
+      end if;
     end if;
     v_pos := v_sub.pos;
   end loop;
-  return jsonb_build_object('t', 'program', 'at', jsonb_build_array(1, 1), 'body', v_body);
+  return jsonb_build_object('t', 'program', 'at', jsonb_build_array(1, 1), 'body', to_jsonb(v_list));
 end $$;
 
 ---------------------------------------------------------------------------------------------
@@ -456,8 +481,10 @@ return '{"price": [2, false, 1, 2], "position": [2, false, 1, 2], "balance": [0,
 
 -- Audit a node: p_scopes is the stack of blocks' names (an array of arrays, innermost last).
 -- Answers the scopes after it (a const adds to the innermost), and counts nodes and actions.
+drop function if exists bj.bs_audit(jsonb, jsonb, boolean, jsonb, int, int);
 create or replace function bj.bs_audit(p_node jsonb, p_scopes jsonb, p_markets boolean,
-                                       inout scopes jsonb, inout nodes int, inout actions int)
+                                       inout scopes jsonb, inout nodes int, inout actions int,
+                                       p_level int default 1)
 language plpgsql stable as $$
 declare
   v_t text := p_node ->> 't';
@@ -470,13 +497,19 @@ declare
 begin
   scopes := p_scopes;
   nodes := nodes + 1;
+  if nodes > 1000 then
+    perform bj.bs_refuse('the program is over 1000 nodes', v_at);
+  end if;
+  if p_level > 64 then
+    perform bj.bs_refuse('nesting deeper than 64 levels', v_at);
+  end if;
   if v_t = 'program' or v_t = 'block' then
     v_inner := case when v_t = 'block' then p_scopes || '[[]]'::jsonb else p_scopes end;
     for v_child in select e from jsonb_array_elements(p_node -> 'body') e loop
-      select * into v_inner, nodes, actions from bj.bs_audit(v_child, v_inner, p_markets, v_inner, nodes, actions);
+      select * into v_inner, nodes, actions from bj.bs_audit(v_child, v_inner, p_markets, v_inner, nodes, actions, p_level + 1);
     end loop;
   elsif v_t = 'const' then
-    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'value', p_scopes, p_markets, scopes, nodes, actions) a;
+    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'value', p_scopes, p_markets, scopes, nodes, actions, p_level + 1) a;
     if bj.bs_builtins() ? (p_node ->> 'name') then
       perform bj.bs_refuse(format('`%s` is a built-in and cannot be declared', p_node ->> 'name'), v_at);
     end if;
@@ -485,15 +518,15 @@ begin
     end if;
     scopes := jsonb_set(p_scopes, '{-1}', (p_scopes -> -1) || to_jsonb(p_node ->> 'name'));
   elsif v_t = 'if' then
-    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'test', p_scopes, p_markets, scopes, nodes, actions) a;
+    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'test', p_scopes, p_markets, scopes, nodes, actions, p_level + 1) a;
     select a.nodes, a.actions into nodes, actions
-      from bj.bs_audit(p_node -> 'then', p_scopes || '[[]]'::jsonb, p_markets, scopes, nodes, actions) a;
+      from bj.bs_audit(p_node -> 'then', p_scopes || '[[]]'::jsonb, p_markets, scopes, nodes, actions, p_level + 1) a;
     if p_node ? 'else' then
       select a.nodes, a.actions into nodes, actions
-        from bj.bs_audit(p_node -> 'else', p_scopes || '[[]]'::jsonb, p_markets, scopes, nodes, actions) a;
+        from bj.bs_audit(p_node -> 'else', p_scopes || '[[]]'::jsonb, p_markets, scopes, nodes, actions, p_level + 1) a;
     end if;
   elsif v_t = 'expr' then
-    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'expr', p_scopes, p_markets, scopes, nodes, actions) a;
+    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'expr', p_scopes, p_markets, scopes, nodes, actions, p_level + 1) a;
   elsif v_t = 'name' then
     if not exists (select 1 from jsonb_array_elements(p_scopes) s where s ? (p_node ->> 'name')) then
       perform bj.bs_refuse(format('unknown name `%s`', p_node ->> 'name'), v_at);
@@ -533,17 +566,17 @@ begin
       end if;
     end if;
     for v_child in select e from jsonb_array_elements(p_node -> 'args') e loop
-      select a.nodes, a.actions into nodes, actions from bj.bs_audit(v_child, p_scopes, p_markets, scopes, nodes, actions) a;
+      select a.nodes, a.actions into nodes, actions from bj.bs_audit(v_child, p_scopes, p_markets, scopes, nodes, actions, p_level + 1) a;
     end loop;
   elsif v_t = 'unary' then
-    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'arg', p_scopes, p_markets, scopes, nodes, actions) a;
+    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'arg', p_scopes, p_markets, scopes, nodes, actions, p_level + 1) a;
   elsif v_t in ('binary', 'logical') then
-    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'left', p_scopes, p_markets, scopes, nodes, actions) a;
-    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'right', p_scopes, p_markets, scopes, nodes, actions) a;
+    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'left', p_scopes, p_markets, scopes, nodes, actions, p_level + 1) a;
+    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'right', p_scopes, p_markets, scopes, nodes, actions, p_level + 1) a;
   elsif v_t = 'cond' then
-    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'test', p_scopes, p_markets, scopes, nodes, actions) a;
-    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'then', p_scopes, p_markets, scopes, nodes, actions) a;
-    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'else', p_scopes, p_markets, scopes, nodes, actions) a;
+    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'test', p_scopes, p_markets, scopes, nodes, actions, p_level + 1) a;
+    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'then', p_scopes, p_markets, scopes, nodes, actions, p_level + 1) a;
+    select a.nodes, a.actions into nodes, actions from bj.bs_audit(p_node -> 'else', p_scopes, p_markets, scopes, nodes, actions, p_level + 1) a;
   end if;
   if nodes > 1000 then
     perform bj.bs_refuse('the program is over 1000 nodes', v_at);
@@ -609,10 +642,8 @@ declare
   v_num numeric;
   v_since timestamptz;
 begin
-  if p_st -> 'inputs' ? v_key then
-    return p_st || jsonb_build_object('v', p_st -> 'inputs' -> v_key);
-  end if;
-  -- the arguments' types, as the exchange would take them
+  -- the arguments' types, as the exchange would take them (checked whether or not the value
+  -- was read before: a replay fails where the run failed)
   if p_fn in ('price', 'position', 'avg_price', 'volume') and jsonb_typeof(p_args -> 0) <> 'string'
      or p_fn in ('price', 'position', 'avg_price') and jsonb_typeof(p_args -> 1) <> 'string' then
     return bj.bs_fail(p_st, format('%s takes a market and an outcome as strings', p_fn), p_at);
@@ -622,6 +653,9 @@ begin
     if v_minutes is null or v_minutes <> trunc(v_minutes) or v_minutes not between 1 and 1440 then
       return bj.bs_fail(p_st, format('%s takes whole minutes from 1 to 1440', p_fn), p_at);
     end if;
+  end if;
+  if p_st -> 'inputs' ? v_key then
+    return p_st || jsonb_build_object('v', p_st -> 'inputs' -> v_key);
   end if;
   if p_user is null then
     return bj.bs_fail(p_st, format('no input for %s', v_key), p_at);

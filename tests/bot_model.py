@@ -16,7 +16,7 @@ Where docs/bots.md is silent the model reads it mostly as JavaScript does, and s
   (a comment holding a line break counts as one); a line that starts with `(` or `-`
   continues the expression before it, as in JavaScript (`log(1)` then `(2)` on the next line
   is a call of a call, refused); `return` ends at a line break;
-- a stray `;` is an empty statement (no node), also as the branch of an `if` or `else`;
+- a stray `;` is an empty statement (no node); as the branch of an `if` or `else` it is an empty block;
 - the branch of an `if` or `else` is any statement, `const` included, and is a scope of its
   own (`if (c) const a = 1` names nothing after it);
 - a name is resolved in order: in `{ const a = a + 1 }` the `a` on the right is the outer one;
@@ -28,18 +28,18 @@ Where docs/bots.md is silent the model reads it mostly as JavaScript does, and s
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 from typing import Any
 
-# deeply nested parentheses add no node: 4,000 of them fit in a source, and each is a dozen
-# Python frames here (Python 3.11 keeps Python-to-Python calls off the C stack)
-sys.setrecursionlimit(max(sys.getrecursionlimit(), 200_000))
-
 MAX_BYTES = 8192
 MAX_NODES = 1000
 MAX_ACTIONS = 10
+MAX_DEPTH = 64  # levels of the tree: the program 1, each node one below the node holding it
+MAX_PARENS = 64
 MAX_DECIMALS = 18
 LIMIT = Decimal(10) ** 30
 LOG_LINES = 20
@@ -72,6 +72,19 @@ ASSIGNING = {"++", "--", "+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "**=", 
 PRECEDENCE = {"||": 1, "&&": 2, "===": 3, "!==": 3, "<": 4, "<=": 4, ">": 4, ">=": 4,
               "+": 5, "-": 5, "*": 6, "/": 6}
 STRING_ESCAPES = {"\\": "\\", '"': '"', "'": "'", "n": "\n"}
+
+
+@contextmanager
+def _deep() -> Iterator[None]:
+    """Deeply nested parentheses add no node: 4,000 of them fit in a source, and each is a
+    dozen Python frames here (Python 3.11 keeps Python-to-Python calls off the C stack).
+    The limit is raised for the call only (hypothesis sets its own around a test)."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, 200_000))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
 
 
 class Refused(Exception):
@@ -115,6 +128,7 @@ def tokenize(source: str) -> list[Token]:
     i, n = 0, len(source)
     line, line_start = 1, 0
     newline = False
+    parens = 0  # parentheses open here (of calls and of grouping)
 
     def refuse(what: str, at: int) -> Refused:
         return Refused(f"{what} at {line}:{at - line_start + 1}")
@@ -195,6 +209,12 @@ def tokenize(source: str) -> list[Token]:
                 raise refuse(f"assignment is not allowed: `{op}`", start)
             if op not in OPERATORS:
                 raise refuse(f"`{op}` is not allowed", start)
+            if op == "(":
+                parens += 1
+                if parens > MAX_PARENS:
+                    raise refuse(f"parentheses nested more than {MAX_PARENS} deep", start)
+            elif op == ")":
+                parens -= 1
             i += len(op)
             tokens.append(Token("op", op, line, col, newline))
         newline = False
@@ -255,10 +275,13 @@ class _Parser:
             raise self.refuse("expected `;` or a new line")
 
     def branch(self) -> dict | None:
-        """The statement of an if or an else: a scope of its own."""
+        """The statement of an if or an else: a scope of its own; an empty statement there is an
+        empty block."""
         self.scopes.append(set())
         statement = self.statement()
         self.scopes.pop()
+        if statement is None:
+            statement = self.node("block", self.tokens[self.pos - 1], body=[])
         return statement
 
     def statement(self) -> dict | None:
@@ -388,14 +411,31 @@ class _Parser:
         raise self.refuse("expected an expression", t)
 
 
+def depth(tree: dict) -> int:
+    """Levels of a tree: the root 1, each node one below the node that holds it."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        for key in ("body", "args", "value", "test", "then", "else", "expr", "arg", "left", "right"):
+            child = node.get(key)
+            for c in child if isinstance(child, list) else [child]:
+                if isinstance(c, dict):
+                    stack.append((c, level + 1))
+    return deepest
+
+
 def parse(source: str) -> Program:
     """The audited program, or Refused."""
     if len(source.encode("utf-8")) > MAX_BYTES:
         raise Refused("the source is over 8 KB")
     parser = _Parser(tokenize(source))
-    tree = parser.program()
+    with _deep():
+        tree = parser.program()
     if parser.nodes > MAX_NODES:
         raise Refused(f"a tree of more than {MAX_NODES} nodes")
+    if depth(tree) > MAX_DEPTH:
+        raise Refused(f"nesting deeper than {MAX_DEPTH} levels")
     if parser.actions > MAX_ACTIONS:
         raise Refused(f"more than {MAX_ACTIONS} actions")
     return Program(tree, parser.nodes, parser.actions)
@@ -573,7 +613,7 @@ class _Run:
 def evaluate(program: Program, inputs: dict[str, Any]) -> dict:
     run = _Run(inputs)
     error = False
-    with localcontext() as ctx:
+    with _deep(), localcontext() as ctx:
         ctx.prec = 200      # exact: no value here has more than about 100 digits
         try:
             run.block(program.tree["body"])

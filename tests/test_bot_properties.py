@@ -8,7 +8,7 @@ independent model in tests/bot_model.py:
   log and the same error/no error, with inputs for every key they can read; the stored tree has
   as many nodes as the model counts;
 - random sources (soups of the language's and JavaScript's tokens, valid programs with
-  mutations, random text) and random bytes decoded as UTF-8 are accepted exactly when the model
+  mutations, one fragment repeated up to 1,200 times, random text) and random bytes decoded as UTF-8 are accepted exactly when the model
   accepts them, refused with BJ040 and nothing else, each in under 2 seconds; what both accept
   runs the same;
 - the edges, one by one: the limits (8 KB, 1,000 nodes, 10 actions, 18 decimals, 1e30, 20 log
@@ -117,11 +117,16 @@ def db_outcome(result: dict) -> dict:
 
 
 def count_nodes(tree: Any) -> int:
-    if isinstance(tree, dict):
-        return ("t" in tree) + sum(count_nodes(v) for v in tree.values())
-    if isinstance(tree, list):
-        return sum(count_nodes(v) for v in tree)
-    return 0
+    """The objects of a stored tree that are nodes (have a kind), without recursion."""
+    count, stack = 0, [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            count += "t" in item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 @dataclass
@@ -564,8 +569,17 @@ def without_nul(s: str) -> str:
     return s.replace("\x00", "")
 
 
+# a fragment many times over (long chains, deep nesting, many statements), in a call or not
+repeated = st.tuples(
+    st.sampled_from(["", "log(", "if (", "const a = "]),
+    st.sampled_from(["1 + ", "1 && ", "1 < ", "!", "- ", "(", "{", "1 ? 1 : ", "1 ? ", "1;",
+                     "log(1)\n", "{}", ";", "if (1) ", "a;", "'x' + "]),
+    st.integers(1, 1200),
+    st.sampled_from(["", "1", "1)", "true", "}"]),
+).map(lambda t: t[0] + t[1] * t[2] + t[3])
+
 random_sources = st.one_of(
-    soups(), mutated_programs(), mutated_programs(),
+    soups(), mutated_programs(), mutated_programs(), repeated,
     st.text(max_size=200).map(without_nul),
     st.text(st.sampled_from("cosnt ifelrubyg(){};,?:=!<>+-*/&|'\"\\.\n 0123456789"),
             max_size=120),
@@ -709,7 +723,9 @@ EDGES = [
     "log('" + "é" * 4092 + "')", "log('" + "é" * 4093 + "')",
     "log(1)\n" * 333, "log(1)\n" * 334, "log(" + "!" * 996 + "true)",
     "log(" + "!" * 997 + "true)", "log(" + "- " * 996 + "1)", "log(" + "-" * 5 + "1)",
-    "log(" + "(" * 4000 + "1" + ")" * 4000 + ")", "(" * 4095 + "1" + ")" * 4095,
+    "(" * 4095 + "1" + ")" * 4095, ";" * 8192, "log(1);" * 1170, "1;" * 4096,
+    "log(" + "(" * 20 + "1" + ")" * 20 + ")", "1 + " * 650 + "1", "1 + " * 700 + "1",
+    "log(" + "1 * " * 1500 + "1)", "1 && " * 1600 + "1",
     "log(" + " + ".join(["1"] * 498) + ")", "log(" + " + (".join(["1"] * 330) + ")" * 330 + ")",
     "{" * 999 + "}" * 999, "{" * 1000 + "}" * 1000, "if (1) " * 499 + "{}",
     "log(" + "1 ? " * 330 + "1" + " : 0" * 330 + ")",
