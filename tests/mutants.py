@@ -28,6 +28,9 @@ RLS = ("pgtap/80_rls.sql", "tests/test_privacy.py")
 INVARIANTS = ("pgtap/95_invariants.sql",)
 HTTP = ("tests/test_http.py", "tests/test_hardening.py")
 BOOK = ("pgtap/35_book.sql",)
+BOTS = ("pgtap/45_bots.sql",)
+BOT_MODEL = ("tests/test_bot_properties.py",)
+WEB = ("tests/test_web.py",)
 STREAM_BOOK = "tests/test_stream.py::test_a_stream_rebuilds_the_book_from_its_numbered_changes_across_a_reconnect"
 
 MUTANTS = [
@@ -258,6 +261,41 @@ MUTANTS = [
            "orders expire a day early", BOOK),
     Mutant("sql/30_trading.sql", "bj.changes", "and not pg_visible_in_snapshot(c.xid, v_since.snapshot)", "",
            "the feed repeats book changes a cursor had seen", (STREAM_BOOK,)),
+    # ---- bots (sql/45_bots.sql)
+    Mutant("sql/45_bots.sql", "admin.run_bot",
+           "or b2.last_run_at <= v_started - make_interval(secs => greatest(b2.cooldown_ms, v_floor) / 1000))",
+           "or true)", "a bot runs again before its cooldown has passed", BOTS + ("tests/test_bots.py",)),
+    Mutant("sql/45_bots.sql", "bj.bot_of", "and b.owner_id = p_owner and b.status <> 'deleted'",
+           "and b.status <> 'deleted'", "a trader funds, pauses or deletes another trader's bot",
+           BOTS + ("tests/test_privacy.py",)),
+    Mutant("sql/45_bots.sql", "bj.bot_runs", "and b.owner_id = p_owner;", ";",
+           "a trader reads another trader's bot's runs", BOTS + ("tests/test_privacy.py",)),
+    Mutant("sql/45_bots.sql", "bj.bs_unexpected", "v_t in ('for', 'while', 'do')", "v_t in ('for', 'do')",
+           "a while loop is refused as something else, not named as a loop", BOTS),
+    Mutant("sql/45_bots.sql", "bj.bs_primary", "'.', '[', '?.', '=>',", "'[', '?.', '=>',",
+           "member access with a dot is let through", BOTS + BOT_MODEL),
+    Mutant("sql/45_bots.sql", "bj.bs_audit", "if actions > 10 then", "if actions > 11 then",
+           "an eleventh action is allowed", BOTS + BOT_MODEL),
+    Mutant("sql/45_bots.sql", "bj.bs_audit", "if p_level > 64 then", "if p_level > 65 then",
+           "a tree 65 levels deep is allowed", BOTS + BOT_MODEL),
+    Mutant("sql/45_bots.sql", "bj.bot_eval",
+           "'actions', case when v_st ->> 'error' is null then v_st -> 'actions' else '[]' end,",
+           "'actions', v_st -> 'actions',", "a run that failed still performs the actions before its error",
+           BOTS + BOT_MODEL),
+    Mutant("sql/45_bots.sql", "bj.bs_expr_eval",
+           "round(a * 1.000000000000000000000000000000000000000000000000000000000000 / b, 18)",
+           "round(a / b, 18)", "a quotient rounded after too few digits", BOT_MODEL),
+    Mutant("sql/45_bots.sql", "bj.bs_truthy", "when 'number' then (p_v #>> '{}')::numeric <> 0",
+           "when 'number' then true", "zero is true", BOTS + BOT_MODEL),
+    # ---- the web app's transport (api/web.py, api/app.py)
+    Mutant("api/web.py", "same_origin", "return origin is not None and origin.rstrip(\"/\") in origins(request)",
+           "return True", "a cookie-signed write from another site is accepted (CSRF)", WEB),
+    Mutant("api/web.py", "set_session", "httponly=True", "httponly=False",
+           "the session cookie is readable by the page's scripts", WEB),
+    Mutant("api/app.py", "forward", "if cookie and not readonly and not web.same_origin(request):",
+           "if False:", "the forwarder never checks a cookie-signed write's origin", WEB),
+    Mutant("api/web.py", "SecurityHeaders", "if name.decode() not in headers:", "if False:",
+           "responses go out without their security headers", WEB),
     Mutant("sql/50_lifecycle.sql", "admin.set_phase", "if set_phase.phase = 'in_play' and v_market.phase <> 'in_play' then",
            "if false then", "going in play lapses nothing", BOOK + ("tests/test_dba.py",)),
 ]
