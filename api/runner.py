@@ -1,12 +1,16 @@
 """The bots' runner: calls admin.run_bot() in a loop on a connection of its own, one run per
 transaction, and waits a moment whenever no bot is due. Each run is the database's work from
 end to end (docs/bots.md); this only keeps calling. Several workers' runners never run one bot
-twice (the database picks with SKIP LOCKED)."""
+twice (the database picks with SKIP LOCKED). BETJEE_BOT_DUTY (0 to 1, default 0.5) is the
+share of the time it may spend running bots: after a run that took t it rests t·(1 − d)/d, so
+that bots never take the database from people, whatever their number."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import time
 
 import psycopg
 from psycopg import AsyncConnection
@@ -17,6 +21,7 @@ RETRY_S = 0.5  # between attempts to reach the database while it is away
 
 
 async def run(conninfo: str) -> None:
+    duty = min(1.0, max(0.01, float(os.environ.get("BETJEE_BOT_DUTY", "0.5"))))
     lost = False
     while True:
         try:
@@ -25,9 +30,12 @@ async def run(conninfo: str) -> None:
                     log.info("bot runner connected again")
                     lost = False
                 while True:
+                    started = time.monotonic()
                     row = await (await conn.execute("select admin.run_bot()")).fetchone()
                     if row[0] is None:
                         await asyncio.sleep(IDLE_S)
+                    elif duty < 1:
+                        await asyncio.sleep((time.monotonic() - started) * (1 - duty) / duty)
         except asyncio.CancelledError:
             raise
         except (psycopg.Error, OSError) as exc:

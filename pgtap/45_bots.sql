@@ -3,7 +3,7 @@
 -- action recorded, replay), and ownership: nobody else reads, changes or runs a bot.
 begin;
 \ir helpers/setup.psql
-select plan(76);
+select plan(77);
 
 select tests.market('bm') \gset
 select tests.market('bn', '{RED,GREEN,BLUE}') \gset
@@ -133,6 +133,14 @@ select is(admin.run_bot(), null, 'paused, it does not run');
 select bj.set_bot_status(:olga, 'olgabot', 'active') \gset
 select isnt(admin.run_bot(), null, 'resumed, it runs');
 select is(jsonb_array_length(bj.bot_runs(:olga, 'olgabot', 10)), 2, 'its owner reads its runs');
+-- a run performs at most max_cascade actions: a person's trade never waits for more
+select admin.configure('max_cascade', '1') \gset
+select bj.trade(:pete, 'bm', 'NO', 'buy', 1, null, null, null, null) \gset
+update bj.bots set last_run_at = last_run_at - interval '1 hour';
+select admin.run_bot() as run \gset
+select is((select actions -> 1 -> 'error' ->> 'message' from bj.bot_runs where id = :run),
+          'not performed: a run performs at most 1 actions (max_cascade)', 'actions past max_cascade are not performed, and say so');
+select admin.configure('max_cascade', '20') \gset
 select bj.set_bot_status(:olga, 'olgabot', 'deleted') \gset
 select is((select balance::numeric from bj.users where username = 'olgabot'), 0::numeric, 'deleted, its cash went back to its owner');
 select is_empty('select * from admin.check_invariants()', 'invariants hold');

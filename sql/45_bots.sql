@@ -1151,6 +1151,7 @@ declare
   v_actions jsonb := '[]';
   v_action jsonb;
   v_run bigint;
+  v_most int;
 begin
   update bj.bots b set last_run_at = v_started, runs = b.runs + 1
    where b.id = (select b2.id from bj.bots b2
@@ -1174,8 +1175,16 @@ begin
     from bj.markets m where m.id = bm.market_id and bm.bot_id = v_bot.id;
   v_eval := bj.bot_eval((select p.tree from bj.bot_programs p where p.id = v_bot.program_id), '{}', v_bot.user_id);
   if v_eval ->> 'error' is null then
+    -- a person's trade waits for at most max_cascade bot actions (a run holds what it locks)
+    v_most := least(10, bj.setting('max_cascade')::int);
     for v_action in select e from jsonb_array_elements(v_eval -> 'actions') e loop
-      v_actions := v_actions || jsonb_build_array(bj.bot_act(v_bot.user_id, v_action));
+      if jsonb_array_length(v_actions) >= v_most then
+        v_action := v_action || jsonb_build_object('error', jsonb_build_object('code', 'BJ021',
+                      'message', format('not performed: a run performs at most %s actions (max_cascade)', v_most)));
+      else
+        v_action := bj.bot_act(v_bot.user_id, v_action);
+      end if;
+      v_actions := v_actions || jsonb_build_array(v_action);
     end loop;
     -- its own actions do not wake it: the markets they changed are seen as they are now (their
     -- rows stay locked by this run, so nobody else's change hides in that)

@@ -406,3 +406,38 @@ def test_the_keyboard_alone_logs_in_and_trades_and_dark_follows_the_system(brows
     assert sum(int(x) for x in background[4:-1].split(",")[:3]) < 150, background
     shoot(page, "market-dark")
     context.close()
+
+
+def test_a_retry_after_a_dropped_answer_trades_once(browser, server, db, make_market):
+    market = make_market()
+    name, _ = signup_over_http(server)
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    page.goto(server + "/#/login")
+    page.fill("#username", name)
+    page.fill("#password", "password123")
+    page.click("form button[type=submit]")
+    page.wait_for_selector("[data-testid=username]")
+    # the first trade reaches the server and runs, but its answer never comes back
+    dropped = []
+
+    def drop_the_first_answer(route) -> None:
+        if not dropped:
+            dropped.append(route.fetch().status)
+            route.abort()
+        else:
+            route.continue_()
+    page.route("**/api/v1/rpc/trade", drop_the_first_answer)
+    page.goto(f"{server}/#/market/{market}")
+    page.wait_for_selector("[data-testid=quote-total]")
+    page.click("button.primary.buy")
+    page.wait_for_selector("[data-testid=trade-error]")
+    assert dropped == [200]
+    assert "trades once" in page.inner_text("[data-testid=trade-error]")
+    trades = "select count(*) as n from bj.trades t join bj.users u on u.id = t.user_id where u.username = %s"
+    assert db.execute(trades, [name]).fetchone()["n"] == 1
+    # pressing again sends the same key: the first receipt, no second trade
+    page.click("button.primary.buy")
+    page.wait_for_selector("[data-testid=receipt]")
+    assert db.execute(trades, [name]).fetchone()["n"] == 1
+    context.close()
