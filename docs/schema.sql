@@ -501,6 +501,8 @@ CREATE INDEX bot_runs_bot ON bj.bot_runs USING btree (bot_id, id);
 
 CREATE INDEX bots_owner ON bj.bots USING btree (owner_id, id);
 
+CREATE INDEX bots_waiting ON bj.bots USING btree (last_run_at NULLS FIRST, id) WHERE (status = 'active'::text);
+
 CREATE INDEX collateral_market ON bj.collateral USING btree (market_id);
 
 CREATE INDEX ledger_market ON bj.ledger USING btree (market_id) WHERE (market_id IS NOT NULL);
