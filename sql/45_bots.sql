@@ -159,6 +159,17 @@ create or replace function bj.bs_at(p_tok jsonb) returns jsonb
 language sql immutable
 return jsonb_build_array(p_tok -> 2, p_tok -> 3);
 
+-- The words no name may be: the language's keywords and JavaScript's it lacks (the one list;
+-- an array constructor, where a literal '{...}' would read null as NULL).
+create or replace function bj.bs_reserved(p_word text) returns boolean
+language sql immutable
+return p_word = any (array['for', 'while', 'do', 'function', 'class', 'let', 'var', 'new',
+                     'this', 'eval', 'switch', 'case', 'break', 'continue', 'try', 'catch',
+                     'throw', 'typeof', 'instanceof', 'in', 'of', 'delete', 'void', 'yield',
+                     'async', 'await', 'import', 'export', 'with', 'debugger', 'default',
+                     'extends', 'super', 'null', 'undefined', 'else', 'const', 'if', 'return',
+                     'finally']);
+
 -- What a token that cannot stand where it stands is, said as the language's refusal.
 create or replace function bj.bs_unexpected(p_tok jsonb) returns void
 language plpgsql stable as $$
@@ -175,10 +186,7 @@ begin
     perform bj.bs_refuse(format('only const declarations are allowed: `%s`', v_t), v_at);
   elsif v_k = 'id' and v_t in ('new', 'this', 'eval') then
     perform bj.bs_refuse(format('`%s` is not allowed', v_t), v_at);
-  elsif v_k = 'id' and v_t in ('switch', 'case', 'break', 'continue', 'try', 'catch', 'throw', 'typeof',
-                               'instanceof', 'in', 'of', 'delete', 'void', 'yield', 'async', 'await',
-                               'import', 'export', 'with', 'debugger', 'default', 'extends', 'super',
-                               'null', 'undefined', 'else', 'const', 'if', 'return', 'finally') then
+  elsif v_k = 'id' and bj.bs_reserved(v_t) then
     perform bj.bs_refuse(format('`%s` is not in the language here', v_t), v_at);
   elsif v_k = 'op' and v_t in ('.', '[', '?.') then
     perform bj.bs_refuse(format('member access is not allowed: `%s`', v_t), v_at);
@@ -243,7 +251,7 @@ begin
     node := jsonb_build_object('t', 'str', 'at', v_at, 'v', v_t);
   elsif v_k = 'id' and v_t in ('true', 'false') then
     node := jsonb_build_object('t', 'bool', 'at', v_at, 'v', v_t = 'true');
-  elsif v_k = 'id' and v_t !~ '^(for|while|do|function|class|let|var|new|this|eval|switch|case|break|continue|try|catch|throw|typeof|instanceof|in|of|delete|void|yield|async|await|import|export|with|debugger|default|extends|super|null|undefined|else|const|if|return|finally)$' then
+  elsif v_k = 'id' and not bj.bs_reserved(v_t) then
     if (p_toks -> pos ->> 0) = 'op' and (p_toks -> pos ->> 1) = '(' then
       pos := pos + 1;
       if not ((p_toks -> pos ->> 0) = 'op' and (p_toks -> pos ->> 1) = ')') then
@@ -384,7 +392,7 @@ begin
   perform bj.bs_depth(p_depth, v_tok);
   if v_tok ->> 0 = 'id' and v_tok ->> 1 = 'const' then
     v_name := p_toks -> (p_pos + 1);
-    if v_name ->> 0 <> 'id' or v_name ->> 1 ~ '^(for|while|do|function|class|let|var|new|this|eval|switch|case|break|continue|try|catch|throw|typeof|instanceof|in|of|delete|void|yield|async|await|import|export|with|debugger|default|extends|super|null|undefined|else|const|if|return|finally|true|false)$' then
+    if v_name ->> 0 <> 'id' or bj.bs_reserved(v_name ->> 1) or v_name ->> 1 in ('true', 'false') then
       perform bj.bs_refuse('a name expected after const', bj.bs_at(v_name));
     end if;
     select * into v_sub from bj.bs_expr(p_toks, bj.bs_expect(p_toks, p_pos + 2, '='), p_depth + 1);
