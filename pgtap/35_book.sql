@@ -4,7 +4,7 @@
 -- maker, phases, batches, expiry, stop-limits; every refusal changes nothing.
 begin;
 \ir helpers/setup.psql
-select plan(130);
+select plan(132);
 
 -- a limit order (the price form), and its id
 create function tests.limit(p_user bigint, p_market text, p_outcome text, p_side text, p_shares numeric,
@@ -371,6 +371,13 @@ select is((select status from bj.markets where code = 'b1'), 'resolved', 'a book
 select is((select pool::numeric from bj.markets where code = 'b1'), 0::numeric, 'its pool paid out');
 select admin.void_market('b2') \gset
 select is(tests.balance(:dave) > 0 and tests.balance(:bob) > 0, true, 'and one voids');
+-- a market order's time in force: immediate-or-cancel unless it says fill-or-kill (the
+-- contract's default gtc is a limit order's)
+select tests.market('mk') \gset
+select is((tests.limit(:alice, 'mk', 'YES', 'buy', 3, null, null, p_kind => 'market')) ->> 'status', 'filled',
+          'a market order without a time in force fills, as ioc');
+select throws_ok($$ select tests.limit(1, 'mk', 'YES', 'buy', 1, null, 'gtc', p_kind => 'market') $$, 'BJ021', null,
+                 'a market order named good-till-cancelled is refused');
 select is_empty('select * from admin.check_invariants()', 'invariants hold at the end');
 
 select * from finish();

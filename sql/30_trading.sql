@@ -98,15 +98,32 @@ end $$;
 --   answer the receipt: the terms, and the taker's own account as it is afterwards.
 -- The caller holds the market's row lock from before the plan to the end of the transaction.
 
+-- Queue for a market's writes: the transaction-scoped advisory lock (bj.markets' oid, the
+-- market's id) that every writer of a market takes before its row (architecture.md §16).
+create or replace function bj.queue_market(p_id bigint) returns void
+language sql as $$ select pg_advisory_xact_lock('bj.markets'::regclass::oid::int, p_id::int) $$;
+
 -- Lock a market by code, or fail with unknown_market. Markets are always locked first.
-create or replace function bj.lock_market(p_code text) returns bj.markets
+-- A writer queues on the market's advisory lock (bj.queue_market) before it touches the row, so
+-- the writers waiting for a busy market wait off its row (architecture.md §16). p_held: this
+-- transaction holds the row already (an earlier order of its batch wrote it), and reads it
+-- without locking it again.
+drop function if exists bj.lock_market(text);
+create or replace function bj.lock_market(p_code text, p_held boolean default false) returns bj.markets
 language plpgsql as $$
 declare
+  v_id bigint;
   v_market bj.markets;
 begin
-  select * into v_market from bj.markets m where m.code = p_code for no key update;
+  select m.id into v_id from bj.markets m where m.code = p_code;
   if not found then
     perform bj.raise('BJ010', p_code);
+  end if;
+  perform bj.queue_market(v_id);
+  if p_held then
+    select * into v_market from bj.markets m where m.id = v_id;
+  else
+    select * into v_market from bj.markets m where m.id = v_id for no key update;
   end if;
   return v_market;
 end $$;
@@ -333,10 +350,14 @@ end $$;
 -- worst payout: max(0, −min over outcomes of the position)) and how much that moves, the cash
 -- left, the market maker's pool. Refuses a disabled account (BJ026), a trade within the
 -- cooldown (BJ030), a total past its bound (BJ003), a short where the model allows none (BJ005), what the balance cannot cover
--- (BJ001), what the pool could not pay out (BJ006).
+-- (BJ001), what the pool could not pay out (BJ006). p_lock false: the transaction holds the
+-- trader's row already (an earlier order of its batch), and does not lock it again
+-- (architecture.md §16).
+drop function if exists bj.check_take(bj.markets, bigint, int, text, bj.take_plan, numeric, timestamptz, numeric, numeric);
 create or replace function bj.check_take(
   p_market bj.markets, p_user bigint, p_j int, p_side text, p_plan bj.take_plan,
-  p_cooldown_ms numeric, p_now timestamptz, p_max_total numeric, p_min_total numeric)
+  p_cooldown_ms numeric, p_now timestamptz, p_max_total numeric, p_min_total numeric,
+  p_lock boolean default true)
 returns bj.take_account
 language plpgsql as $$
 declare
@@ -345,6 +366,9 @@ declare
 begin
   -- the trader's row, locked (with every other trader involved, by bj.lock_traders, when the
   -- plan meets resting orders), with their holdings in this market
+  if p_lock then
+    perform 1 from bj.users u where u.id = p_user for no key update;
+  end if;
   select u.balance, u.disabled_at, u.last_trade_at, h.position, h.others,
          coalesce((select c.amount from bj.collateral c
                     where c.user_id = u.id and c.market_id = p_market.id), 0) as locked
@@ -354,8 +378,7 @@ begin
       select coalesce(max(p.shares) filter (where p.outcome = p_j), 0) as position,
              coalesce(min(p.shares) filter (where p.outcome <> p_j), 0) as others
         from bj.positions p where p.user_id = u.id and p.market_id = p_market.id) h
-   where u.id = p_user
-     for no key update of u;
+   where u.id = p_user;
   if not found or v_held.disabled_at is not null then
     perform bj.raise('BJ026');
   end if;
@@ -441,12 +464,20 @@ begin
     update bj.users u set balance = p_account.cash,
                           last_trade_at = case when p_root is null then p_now else u.last_trade_at end
      where u.id = p_user
+  ), held as (
+    -- the position: updated, or inserted if the trader has none (never ON CONFLICT, whose lock
+    -- on a row an earlier order of a batch wrote costs every later read: architecture.md §16;
+    -- the trader's lock keeps anyone else from inserting it meanwhile)
+    update bj.positions p
+       set shares = p_account.new_position,
+           cost_basis = p.cost_basis + case p_side when 'buy' then p_plan.total else -p_plan.total end
+     where p.user_id = p_user and p.market_id = p_market.id and p.outcome = p_j
+    returning 1
   ), position as (
-    insert into bj.positions as p (user_id, market_id, outcome, shares, cost_basis)
-    values (p_user, p_market.id, p_j, p_account.new_position,
-            case p_side when 'buy' then p_plan.total else -p_plan.total end)
-    on conflict (user_id, market_id, outcome) do update
-       set shares = excluded.shares, cost_basis = p.cost_basis + excluded.cost_basis
+    insert into bj.positions (user_id, market_id, outcome, shares, cost_basis)
+    select p_user, p_market.id, p_j, p_account.new_position,
+           case p_side when 'buy' then p_plan.total else -p_plan.total end
+     where not exists (select 1 from held)
   ), market as (
     update bj.markets m
        set q = p_plan.q_after, pool = p_account.pool, volume = m.volume + p_plan.amount,
@@ -723,10 +754,7 @@ begin
   end if;
 
   -- plan, under the market's lock (markets are always locked first)
-  select * into v_market from bj.markets m where m.code = p_market for no key update;
-  if not found then
-    perform bj.raise('BJ010', p_market);
-  end if;
+  v_market := bj.lock_market(p_market);
   v_j := bj.outcome_index(v_market, p_outcome);
   perform bj.require_open(v_market);
   v_plan := bj.plan_fills(v_market, v_j, p_side, p_shares, p_spend, null, p_user);

@@ -313,12 +313,15 @@ end $$;
 -- before it, name the id it is given first. p_cooldown_ms: the trader's cooldown, checked if the
 -- order takes (null: not checked, as for a batch's later orders or a fired stop). p_root: the
 -- trade that fired it, if any; p_existing: the fired stop-limit whose row it becomes.
+-- p_held: the transaction holds the trader's row already (an earlier order of its batch).
 -- Returns the order's row; the caller answers with bj.order_json.
+drop function if exists bj.submit_order(bigint, bj.markets, int, text, text, numeric, numeric, text, timestamptz,
+                                         boolean, text, text, text, jsonb, numeric, bigint, bigint);
 create or replace function bj.submit_order(
   p_user bigint, p_market bj.markets, p_j int, p_side text, p_kind text, p_shares numeric,
   p_price numeric, p_tif text, p_expires_at timestamptz, p_post_only boolean, p_persistence text,
   p_client_order_id text, p_stp text, p_request jsonb, p_cooldown_ms numeric, p_root bigint,
-  p_existing bigint default null)
+  p_existing bigint default null, p_held boolean default false)
 returns bj.orders
 language plpgsql as $$
 declare
@@ -347,7 +350,7 @@ begin
   perform bj.cancel_met(v_journal, v_plan, 'order ' || v_id);
   v_account := bj.check_take(p_market, p_user, p_j, p_side, v_plan,
                              case when v_plan.shares > 0 then p_cooldown_ms end, clock_timestamp(),
-                             null, null);
+                             null, null, p_lock => not p_held);
   if v_plan.shares > 0 then
     select p.trade_id, p.crossed into v_trade, v_crossed
       from bj.post_fills(v_journal, p_market, p_user, p_j, p_side, v_plan, v_account,
@@ -400,11 +403,16 @@ end $$;
 -- the price snaps to the market's tick in the bettor's favour), or a conditional order
 -- (bj.place_conditional). A client_order_id makes it idempotent like a trade's key: a retry
 -- with the same terms returns the order as it is now, other terms are refused (BJ004).
+-- p_held_market, p_held_trader: the transaction holds the market's row, the trader's row, already
+-- (earlier orders of its batch wrote them; bj.place_orders).
+drop function if exists bj.place_order(bigint, text, text, text, text, numeric, numeric, numeric, numeric, text,
+                                        timestamptz, boolean, text, text, text, numeric, numeric, numeric);
 create or replace function bj.place_order(
   p_user bigint, p_market text, p_outcome text, p_side text, p_kind text, p_shares numeric,
   p_price numeric, p_odds numeric, p_stake numeric, p_tif text, p_expires_at timestamptz,
   p_post_only boolean, p_persistence text, p_client_order_id text, p_stp text,
-  p_trigger_price numeric, p_limit_price numeric, p_cooldown_ms numeric)
+  p_trigger_price numeric, p_limit_price numeric, p_cooldown_ms numeric,
+  p_held_market boolean default false, p_held_trader boolean default false)
 returns jsonb
 language plpgsql as $$
 declare
@@ -412,7 +420,7 @@ declare
   v_side text := p_side;
   v_shares numeric := p_shares;
   v_price numeric := p_price;
-  v_tif text := coalesce(p_tif, 'gtc');
+  v_tif text := coalesce(p_tif, case p_kind when 'market' then 'ioc' else 'gtc' end);  -- a market order never rests
   v_request jsonb;
   v_stored bj.idempotency;
   v_market bj.markets;
@@ -499,7 +507,7 @@ begin
       perform bj.raise('BJ021', 'trigger_price and limit_price go with stop_loss and take_profit');
     end if;
 
-    v_market := bj.lock_market(p_market);
+    v_market := bj.lock_market(p_market, p_held_market);
     v_j := bj.outcome_index(v_market, p_outcome);
     perform bj.require_open(v_market);
     if v_side = 'back' then
@@ -513,10 +521,11 @@ begin
       perform bj.check_price(v_market, v_price);
     end if;
     v_order := bj.submit_order(p_user, v_market, v_j, v_side, v_kind, v_shares, v_price,
-                               case when v_kind = 'market' and v_tif = 'gtc' then 'ioc' else v_tif end,
+                               v_tif,
                                p_expires_at, coalesce(p_post_only, false), coalesce(p_persistence, 'persist'),
                                p_client_order_id, coalesce(p_stp, 'cancel_resting'),
-                               jsonb_build_object('odds', p_odds, 'stake', p_stake), p_cooldown_ms, null);
+                               jsonb_build_object('odds', p_odds, 'stake', p_stake), p_cooldown_ms, null,
+                               p_held => p_held_trader);
     v_answer := bj.order_json(v_order);
     if p_odds is not null then
       v_answer := v_answer || jsonb_build_object('odds', p_odds, 'stake', p_stake,
@@ -532,8 +541,10 @@ end $$;
 
 -- A batch (api.place_orders): up to 20 orders in one transaction, each in its own
 -- subtransaction, answered in order: the order's JSON, or its error {code, message, details,
--- hint} (a refused order changes nothing and never stops the others). The markets are locked
--- first, in id order; the trader's cooldown is checked once, for the batch. The first order
+-- hint} (a refused order changes nothing and never stops the others). The batch queues for its
+-- markets first, in id order (bj.queue_market); a market's row, and the trader's, are locked by
+-- the first order placed that writes them, and not again by the later ones (architecture.md
+-- §16). The trader's cooldown is checked once, for the batch. The first order
 -- locks the traders it meets as a single order does; a later one, holding the earlier ones'
 -- traders already, waits at most 100 ms for the others it meets (so two batches, or a batch and
 -- a trade, never wait on each other in a cycle): past that it fails alone, as busy (55P03).
@@ -547,6 +558,9 @@ declare
   v_detail text;
   v_hint text;
   v_first boolean := true;
+  v_answer jsonb;
+  v_held text[] := '{}';
+  v_trader_held boolean := false;
 begin
   if jsonb_typeof(p_orders) is distinct from 'array' or jsonb_array_length(p_orders) not between 1 and 20 then
     perform bj.raise('BJ021', 'orders must be an array of 1 to 20 orders');
@@ -559,18 +573,28 @@ begin
                                            'limit_price'))) then
     perform bj.raise('BJ021', 'each order is an object of place_order''s arguments');
   end if;
-  perform 1 from bj.markets m
-   where m.code in (select e ->> 'market' from jsonb_array_elements(p_orders) e)
-   order by m.id for no key update;
+  -- the batch's markets, queued for in id order (their rows are locked by the first order that
+  -- writes each: architecture.md §16)
+  perform bj.queue_market(m.id) from bj.markets m
+    where m.code = any (array(select e ->> 'market' from jsonb_array_elements(p_orders) e))
+    order by m.id;
   for v_item in select e from jsonb_array_elements(p_orders) e loop
     begin
-      v_out := v_out || jsonb_build_array(bj.place_order(p_user, v_item ->> 'market', v_item ->> 'outcome',
+      v_answer := bj.place_order(p_user, v_item ->> 'market', v_item ->> 'outcome',
         v_item ->> 'side', v_item ->> 'kind', (v_item ->> 'shares')::numeric, (v_item ->> 'price')::numeric,
         (v_item ->> 'odds')::numeric, (v_item ->> 'stake')::numeric, v_item ->> 'time_in_force',
         (v_item ->> 'expires_at')::timestamptz, (v_item ->> 'post_only')::boolean,
         v_item ->> 'persistence', v_item ->> 'client_order_id', v_item ->> 'stp',
         (v_item ->> 'trigger_price')::numeric, (v_item ->> 'limit_price')::numeric,
-        case when v_first then bj.setting('trade_cooldown_ms')::numeric end));
+        case when v_first then bj.setting('trade_cooldown_ms')::numeric end,
+        p_held_market => v_item ->> 'market' = any (v_held), p_held_trader => v_trader_held);
+      v_out := v_out || jsonb_build_array(v_answer);
+      -- an order placed (not a replay) holds its market's row from now on, and a limit or market
+      -- order its trader's too: the later orders do not lock them again
+      if not v_answer ? 'replayed' then
+        v_held := v_held || (v_item ->> 'market');
+        v_trader_held := v_trader_held or coalesce(v_item ->> 'kind', 'limit') in ('limit', 'market');
+      end if;
       if v_first then
         v_first := false;
         perform set_config('lock_timeout', '100ms', true);
@@ -643,10 +667,10 @@ begin
     v_market := bj.find_market(p_market);
   end if;
   perform 1 from bj.markets m
-   where m.id in (select o.market_id from bj.orders o
-                   where o.user_id = p_user and o.status = 'open'
-                     and (v_market.id is null or o.market_id = v_market.id)
-                     and (p_ids is null or o.id = any (p_ids)))
+   where m.id = any (array(select o.market_id from bj.orders o
+                            where o.user_id = p_user and o.status = 'open'
+                              and (v_market.id is null or o.market_id = v_market.id)
+                              and (p_ids is null or o.id = any (p_ids))))
    order by m.id for no key update;
   perform 1 from bj.users u where u.id = p_user for no key update;
   for v_order in select * from bj.orders o

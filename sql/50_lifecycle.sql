@@ -9,8 +9,9 @@ create or replace function bj.is_market_code(p_code text) returns boolean
 language sql immutable parallel safe
 return p_code ~ '^[a-z0-9][a-z0-9_-]{0,39}$';
 
--- A market's definition, checked whenever it is written (a trigger on those columns only: a
--- trade, which writes the market's state, does not pay for it). Each failure names the check.
+-- A market's definition, checked whenever it is written (an AFTER trigger on those columns only:
+-- a trade, which writes the market's state, does not pay for it, nor does it lock the row again
+-- as a BEFORE trigger would: architecture.md §16). Each failure names the check.
 create or replace function bj.market_definition_is_valid() returns trigger
 language plpgsql set search_path = '' as $$
 declare

@@ -125,7 +125,7 @@ create or replace function bj.is_username(p_name text) returns boolean
 language sql immutable parallel safe
 return p_name ~ '^[a-z0-9_]{3,32}$';
 
--- Every username written to bj.users is one (a trigger on that column only: a trade, which
+-- Every username written to bj.users is one (an AFTER trigger on that column only: a trade, which
 -- writes the trader's balance, does not pay for the check).
 create or replace function bj.username_is_valid() returns trigger
 language plpgsql set search_path = '' as $$
