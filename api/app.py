@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
-from api import docs, rpc, runner, stream, web
+from api import docs, metrics, rpc, runner, stream, web
 from api.address import client_address, trusted_proxies
 from api.auth import ANON, AuthError, identify, secret
 from api.errors import Statuses, error
@@ -93,6 +93,7 @@ async def lifespan(app: Starlette):
     app.state.broadcaster = stream.Broadcaster(
         conninfo, int(os.environ.get("BETJEE_STREAM_INTERVAL_MS", "100")) / 1000, refresh,
         check_pool_soon)
+    app.state.metrics = metrics.Metrics(app.state)
     task = asyncio.create_task(app.state.broadcaster.run())
     end_streams_on_stop(app.state.broadcaster)
     # the bots' runner (BETJEE_BOT_RUNNER=0: none in this process)
@@ -131,6 +132,7 @@ class Limit:
 async def call_rpc(request: Request) -> Response:
     started = time.perf_counter()
     response = await forward(request)
+    app.state.metrics.observe(request.path_params["function"], response.status_code, started)
     if access_log.isEnabledFor(logging.INFO):
         access_log.info(json.dumps({"method": request.method, "path": request.url.path,
                                     "status": response.status_code,
@@ -312,6 +314,10 @@ async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+async def serve_metrics(request: Request) -> Response:
+    return await app.state.metrics.endpoint(request)
+
+
 async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(docs.openapi(app.state.catalog))
 
@@ -383,6 +389,7 @@ class CORS(CORSMiddleware):
 origins = [o.strip() for o in os.environ.get("BETJEE_CORS_ORIGINS", "").split(",") if o.strip()]
 routes = [
     Route("/healthz", healthz),
+    Route("/metrics", serve_metrics),
     Route("/api/v1/rpc/{function}", call_rpc, methods=["GET", "POST"]),
     Route("/rpc/{function}", call_rpc, methods=["GET", "POST"]),
     Route("/api/v1/openapi.json", openapi),

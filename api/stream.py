@@ -46,6 +46,7 @@ class Broadcaster:
         self.cursor: str | None = None
         self.confirm = False
         self.subscribers: set[Subscriber] = set()
+        self.events_sent = 0  # change events written to streams (GET /metrics)
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -159,6 +160,7 @@ async def events(broadcaster: Broadcaster, sub: Subscriber, first_id: str, live_
     try:
         yield f"retry: 1000\nid: {first_id}\n\n"
         if missed is not None and _anything(json.loads(missed)):
+            broadcaster.events_sent += 1
             yield event(live_from, missed)
         while not (sub.dropped and sub.queue.empty()):
             try:
@@ -169,6 +171,7 @@ async def events(broadcaster: Broadcaster, sub: Subscriber, first_id: str, live_
             if item is None:  # the server is stopping
                 break
             _since, cursor, payload = item
+            broadcaster.events_sent += 1
             yield event(cursor, payload)
     finally:
         broadcaster.unsubscribe(sub)

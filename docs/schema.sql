@@ -537,11 +537,11 @@ CREATE INDEX users_signup_ip ON bj.users USING btree (signup_ip, created_at);
 
 CREATE TRIGGER _100_append_only BEFORE DELETE OR UPDATE ON bj.ledger FOR EACH ROW EXECUTE FUNCTION bj.ledger_is_append_only();
 
-CREATE TRIGGER _100_definition_is_valid BEFORE INSERT OR UPDATE OF code, title, status, pricing, liquidity, fee_rate, outcomes, tick, maker_fee_rate, phase ON bj.markets FOR EACH ROW EXECUTE FUNCTION bj.market_definition_is_valid();
+CREATE TRIGGER _100_definition_is_valid AFTER INSERT OR UPDATE OF code, title, status, pricing, liquidity, fee_rate, outcomes, tick, maker_fee_rate, phase ON bj.markets FOR EACH ROW EXECUTE FUNCTION bj.market_definition_is_valid();
 
 CREATE TRIGGER _100_no_truncate BEFORE TRUNCATE ON bj.ledger FOR EACH STATEMENT EXECUTE FUNCTION bj.ledger_is_append_only();
 
-CREATE TRIGGER _100_username_is_valid BEFORE INSERT OR UPDATE OF username ON bj.users FOR EACH ROW EXECUTE FUNCTION bj.username_is_valid();
+CREATE TRIGGER _100_username_is_valid AFTER INSERT OR UPDATE OF username ON bj.users FOR EACH ROW EXECUTE FUNCTION bj.username_is_valid();
 
 ALTER TABLE ONLY bj.bot_markets
     ADD CONSTRAINT bot_markets_bot_id_fkey FOREIGN KEY (bot_id) REFERENCES bj.bots(id);
@@ -570,35 +570,14 @@ ALTER TABLE ONLY bj.bots
 ALTER TABLE ONLY bj.bots
     ADD CONSTRAINT bots_user_id_fkey FOREIGN KEY (user_id) REFERENCES bj.users(id);
 
-ALTER TABLE ONLY bj.collateral
-    ADD CONSTRAINT collateral_market_id_fkey FOREIGN KEY (market_id) REFERENCES bj.markets(id);
-
-ALTER TABLE ONLY bj.collateral
-    ADD CONSTRAINT collateral_user_id_fkey FOREIGN KEY (user_id) REFERENCES bj.users(id);
-
 ALTER TABLE ONLY bj.credentials
     ADD CONSTRAINT credentials_user_id_fkey FOREIGN KEY (user_id) REFERENCES bj.users(id);
 
 ALTER TABLE ONLY bj.idempotency
     ADD CONSTRAINT idempotency_user_id_fkey FOREIGN KEY (user_id) REFERENCES bj.users(id);
 
-ALTER TABLE ONLY bj.markets
-    ADD CONSTRAINT markets_pricing_fkey FOREIGN KEY (pricing) REFERENCES bj.pricing_models(name);
-
-ALTER TABLE ONLY bj.orders
-    ADD CONSTRAINT orders_market_id_fkey FOREIGN KEY (market_id) REFERENCES bj.markets(id);
-
 ALTER TABLE ONLY bj.orders
     ADD CONSTRAINT orders_trade_id_fkey FOREIGN KEY (trade_id) REFERENCES bj.trades(id);
-
-ALTER TABLE ONLY bj.orders
-    ADD CONSTRAINT orders_user_id_fkey FOREIGN KEY (user_id) REFERENCES bj.users(id);
-
-ALTER TABLE ONLY bj.positions
-    ADD CONSTRAINT positions_market_id_fkey FOREIGN KEY (market_id) REFERENCES bj.markets(id);
-
-ALTER TABLE ONLY bj.positions
-    ADD CONSTRAINT positions_user_id_fkey FOREIGN KEY (user_id) REFERENCES bj.users(id);
 
 ALTER TABLE ONLY bj.trades
     ADD CONSTRAINT trades_root_trade_id_fkey FOREIGN KEY (root_trade_id) REFERENCES bj.trades(id);

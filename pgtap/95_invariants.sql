@@ -3,7 +3,7 @@
 -- the checker must name that one and only that one.
 begin;
 \ir helpers/setup.psql
-select plan(24);
+select plan(28);
 
 -- a state with longs, a short with collateral, fees and two markets
 select tests.market('i1') as i1, tests.market('i2', '{A,B,C}', 50) as i2 \gset
@@ -30,9 +30,11 @@ select is((select array_agg(distinct m[1] order by m[1])
           array['balance equals ledger', 'balance is not negative', 'book is not crossed', 'book levels add up',
                 'collateral equals ledger', 'collateral matches shorts', 'escrow equals ledger', 'fill at the resting price',
                 'ledger is guarded', 'ledger position has a row', 'market has a quantity per outcome',
-                'market is solvent', 'market quantity equals ledger', 'minted pairs equal ledger',
+                'market is solvent', 'market names its pricing model', 'market quantity equals ledger',
+                'minted pairs equal ledger',
                 'no resting order is marketable against the market maker', 'order fills add up',
-                'pool equals ledger', 'position equals ledger', 'trade names its market and trader',
+                'pool equals ledger', 'position equals ledger', 'row names its market and trader',
+                'trade names its market and trader',
                 'trade names its order'],
           'every invariant the checker reports is broken below');
 
@@ -102,6 +104,23 @@ rollback to savepoint s;
 
 update bj.trades set user_id = -1 where id = (select max(id) from bj.trades where order_id is null);
 select is(tests.reported(), '{trade names its market and trader}', 'a trade whose trader does not exist');
+rollback to savepoint s;
+
+insert into bj.positions (user_id, market_id, outcome, shares) values (-1, :i1, 1, 0);
+select is(tests.reported(), '{row names its market and trader}', 'a position whose trader does not exist');
+rollback to savepoint s;
+
+insert into bj.collateral (user_id, market_id, amount) values (:long, -1, 0);
+select is(tests.reported(), '{row names its market and trader}', 'collateral in a market that does not exist');
+rollback to savepoint s;
+
+update bj.orders set user_id = -1 where id = :ask;
+select is(tests.reported(), '{row names its market and trader}', 'an order whose trader does not exist');
+rollback to savepoint s;
+
+alter table bj.markets disable trigger _100_definition_is_valid;
+update bj.markets set pricing = 'nope' where code = 'i2';
+select is(tests.reported(), '{market names its pricing model}', 'a market whose pricing model does not exist');
 rollback to savepoint s;
 
 update bj.trades set order_id = (select max(id) + 1 from bj.orders) where id = (select max(id) from bj.trades where order_id is null);

@@ -123,7 +123,10 @@ begin
   if p_held then
     select * into v_market from bj.markets m where m.id = v_id;
   else
-    select * into v_market from bj.markets m where m.id = v_id for no key update;
+    -- locked by writing it as it is: a row locked by SELECT … FOR UPDATE and then written keeps
+    -- a lock of its writer's on the new version, which the next subtransaction of a batch to
+    -- write it must record in a multixact (architecture.md §16)
+    update bj.markets m set version = m.version where m.id = v_id returning * into v_market;
   end if;
   return v_market;
 end $$;
@@ -366,8 +369,8 @@ declare
 begin
   -- the trader's row, locked (with every other trader involved, by bj.lock_traders, when the
   -- plan meets resting orders), with their holdings in this market
-  if p_lock then
-    perform 1 from bj.users u where u.id = p_user for no key update;
+  if p_lock then  -- (written as it is, to lock it: as bj.lock_market does a market)
+    update bj.users u set balance = u.balance where u.id = p_user;
   end if;
   select u.balance, u.disabled_at, u.last_trade_at, h.position, h.others,
          coalesce((select c.amount from bj.collateral c

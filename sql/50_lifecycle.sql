@@ -21,6 +21,7 @@ begin
     when not bj.is_market_code(new.code) then 'markets_code_check'
     when not length(new.title) between 1 and 300 then 'markets_title_check'
     when not new.status in ('open', 'closed', 'resolved', 'voided') then 'markets_status_check'
+    when not exists (select 1 from bj.pricing_models p where p.name = new.pricing) then 'markets_pricing_check'
     when not new.liquidity > 0 then 'markets_liquidity_check'
     when not (new.fee_rate >= 0 and new.fee_rate < 0.5) then 'markets_fee_rate_check'
     when not (new.maker_fee_rate >= 0 and new.maker_fee_rate < 0.5) then 'markets_maker_fee_rate_check'

@@ -161,6 +161,21 @@ begin atomic
                 when o.side = 'buy' then (bj.curve_prices(m.pricing, x.q, m.liquidity))[o.outcome] <= o.price
                 else (bj.curve_prices(m.pricing, x.q, m.liquidity))[o.outcome] >= o.price end
     union all
+    -- every position, collateral row and order names a market and a trader that exist, and every
+    -- market a pricing model (no foreign key checks them on the hot path: architecture.md §16)
+    select 'row names its market and trader', r.subject, 1, 0
+      from (select 'position ' || p.user_id || ':' || p.market_id || ':' || p.outcome, p.market_id, p.user_id
+              from bj.positions p
+            union all
+            select 'collateral ' || c.user_id || ':' || c.market_id, c.market_id, c.user_id from bj.collateral c
+            union all
+            select 'order ' || o.id, o.market_id, o.user_id from bj.orders o) r(subject, market_id, user_id)
+     where not exists (select 1 from bj.markets m where m.id = r.market_id)
+        or not exists (select 1 from bj.users u where u.id = r.user_id)
+    union all
+    select 'market names its pricing model', m.code, 1, 0
+      from bj.markets m where not exists (select 1 from bj.pricing_models p where p.name = m.pricing)
+    union all
     -- every trade names a market and a trader that exist (no foreign key checks it on the hot path)
     select 'trade names its market and trader', 'trade ' || t.id, 1, 0
       from bj.trades t

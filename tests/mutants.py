@@ -294,6 +294,10 @@ MUTANTS = [
     Mutant("sql/45_bots.sql", "bj.bs_truthy", "when 'number' then (p_v #>> '{}')::numeric <> 0",
            "when 'number' then true", "zero is true", BOTS + BOT_MODEL),
     # ---- the web app's transport (api/web.py, api/app.py)
+    Mutant("api/metrics.py", "Metrics", "if ip is None or not any(ip in net for net in self.allow):",
+           "if ip is None:", "the metrics are open to any address", ("tests/test_metrics.py",)),
+    Mutant("api/metrics.py", "Metrics", "name = function if function in self.state.catalog.functions else UNKNOWN",
+           "name = function", "every name a client invents becomes a label of its own", ("tests/test_metrics.py",)),
     Mutant("api/web.py", "same_origin", "return origin is not None and origin.rstrip(\"/\") in origins(request)",
            "return True", "a cookie-signed write from another site is accepted (CSRF)", WEB),
     Mutant("api/web.py", "set_session", "httponly=True", "httponly=False",
