@@ -63,6 +63,12 @@ log_min_messages = warning
 CONF
   fi
   if [ "$(id -u)" -eq 0 ]; then chown postgres: "$sock"; fi
+  # statement statistics (admin.slow_calls): loaded at start, so a cluster made before this line
+  # existed is restarted once to load them
+  if ! grep -q "^shared_preload_libraries" "$data/postgresql.conf"; then
+    echo "shared_preload_libraries = 'pg_stat_statements'" >> "$data/postgresql.conf"
+    if running; then as_owner "$bin/pg_ctl" -D "$data" -m fast -w restart -l "$data/server.log" >/dev/null; fi
+  fi
   if ! running; then
     # a server that was killed leaves its pid file behind: it names no running server now;
     # its backends may take a moment to exit and free the shared memory: try again until then

@@ -33,6 +33,7 @@ select * from (values
   ('BJ032', 'login_rate_limited',    429, 'too many failed logins',                      'wait as long as Retry-After says'),
   ('BJ040', 'program_refused',       400, 'the program is refused',                      'docs/bots.md says what BetJeeScript allows'),
   ('BJ041', 'unknown_bot',           404, 'no such bot',                                 'api.my_bots() lists yours'),
+  ('BJ050', 'statistics_unavailable', 503, 'statement statistics are not collected here', 'load pg_stat_statements: docs/dba.md'),
   ('BJ900', 'ledger_append_only',    403, 'the ledger is append-only',                   'post a compensating entry instead')
 ) as t(code, name, status, message, hint);
 

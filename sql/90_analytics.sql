@@ -334,3 +334,42 @@ select m.code as market, analytics.market_status(m.id) as status, m.subsidy::num
  group by m.id;
 
 grant select on all tables in schema analytics to analyst;
+
+---------------------------------------------------------------------------------------------
+-- The DBA's view of the calls (pg_stat_statements, migration 0012)
+
+-- The api.* calls that cost the most, one row per function (its statements with every set of
+-- named arguments together), since the statistics were last reset: calls, mean and total time,
+-- the slowest call, rows. p_order: 'mean' (the slowest calls) or 'total' (where the time goes).
+-- Only this database's statements; BJ050 where pg_stat_statements is not collected.
+drop function if exists admin.slow_calls(int, text);
+create or replace function admin.slow_calls(p_limit int default 20, p_order text default 'mean')
+returns table (call text, calls bigint, mean_ms numeric, total_ms numeric, max_ms numeric, rows bigint)
+language plpgsql stable security definer set search_path = '' as $$
+begin
+  if p_order is null or p_order not in ('mean', 'total') then
+    perform bj.raise('BJ021', 'p_order is mean or total');
+  end if;
+  if p_limit is null or p_limit not between 1 and 1000 then
+    perform bj.raise('BJ021', 'p_limit lies between 1 and 1000');
+  end if;
+  if to_regclass('extensions.pg_stat_statements') is null then
+    perform bj.raise('BJ050', 'pg_stat_statements is not installed in this database');
+  end if;
+  return query execute $q$
+    select 'api.' || f.name, sum(s.calls)::bigint,
+           round((sum(s.total_exec_time) / nullif(sum(s.calls), 0))::numeric, 3),
+           round(sum(s.total_exec_time)::numeric, 3), round(max(s.max_exec_time)::numeric, 3),
+           sum(s.rows)::bigint
+      from extensions.pg_stat_statements s
+      cross join lateral (select (regexp_match(s.query, '"?api"?\."?([a-z_0-9]+)"?\s*\('))[1] as name) f
+     where s.dbid = (select d.oid from pg_database d where d.datname = current_database())
+       and f.name is not null
+     group by f.name
+     order by case $1 when 'total' then sum(s.total_exec_time) else sum(s.total_exec_time) / nullif(sum(s.calls), 0) end desc
+     limit $2 $q$ using p_order, p_limit;
+exception when object_not_in_prerequisite_state then  -- installed, not loaded
+  perform bj.raise('BJ050', 'pg_stat_statements is not loaded (shared_preload_libraries)');
+end $$;
+revoke execute on function admin.slow_calls(int, text) from public;
+grant execute on function admin.slow_calls(int, text) to service_role;

@@ -88,3 +88,43 @@ def test_a_book_market_by_script_goes_in_play_and_lapses_its_lapse_orders(db_url
     bad = subprocess.run(["psql", db_url, "-X", "-v", f"market={code}", "-v", "phase=half_time",
                           "-f", str(ROOT / "dba" / "set_phase.sql")], check=False, capture_output=True, text=True)
     assert bad.returncode != 0 and "phase must be pre or in_play" in bad.stderr
+
+
+def test_slow_calls_counts_the_http_layers_calls_per_function(http, db_url, make_market):
+    """admin.slow_calls (pg_stat_statements, loaded in the embedded cluster) sums a function's
+    statements whatever named arguments they carried, for this database only."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    make_market()
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute("set role service_role")
+
+        def calls() -> dict[str, dict]:
+            return {r["call"]: r for r in conn.execute("select * from admin.slow_calls(1000)")}
+
+        before = calls()
+        for _ in range(5):
+            assert http.get("/api/v1/rpc/list_markets").status_code == 200
+        assert http.get("/api/v1/rpc/list_markets", params={"status": "open"}).status_code == 200
+        after = calls()
+        row = after["api.list_markets"]
+        assert row["calls"] - before.get("api.list_markets", {"calls": 0})["calls"] == 6
+        assert 0 < row["mean_ms"] <= row["max_ms"] <= row["total_ms"]
+        by_total = [r["total_ms"] for r in conn.execute("select * from admin.slow_calls(1000, 'total')")]
+        assert by_total == sorted(by_total, reverse=True) and len(by_total) == len(after)
+        by_mean = [r["mean_ms"] for r in conn.execute("select * from admin.slow_calls(3)")]
+        assert len(by_mean) == min(3, len(after)) and by_mean == sorted(by_mean, reverse=True)
+        try:
+            conn.execute("select * from admin.slow_calls(10, 'median')")
+            raise AssertionError("an unknown order was accepted")
+        except psycopg.Error as exc:
+            assert exc.sqlstate == "BJ021"
+    # not a trader's: the function is the DBA's alone
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("set role authenticated")
+        try:
+            conn.execute("select * from admin.slow_calls()")
+            raise AssertionError("a trader read the statement statistics")
+        except psycopg.Error as exc:
+            assert exc.sqlstate == "42501"
