@@ -4,7 +4,7 @@
 -- maker, phases, batches, expiry, stop-limits; every refusal changes nothing.
 begin;
 \ir helpers/setup.psql
-select plan(132);
+select plan(135);
 
 -- a limit order (the price form), and its id
 create function tests.limit(p_user bigint, p_market text, p_outcome text, p_side text, p_shares numeric,
@@ -371,6 +371,16 @@ select is((select status from bj.markets where code = 'b1'), 'resolved', 'a book
 select is((select pool::numeric from bj.markets where code = 'b1'), 0::numeric, 'its pool paid out');
 select admin.void_market('b2') \gset
 select is(tests.balance(:dave) > 0 and tests.balance(:bob) > 0, true, 'and one voids');
+-- an account lists its newest 100 open orders and counts them all (api.my_orders lists the rest)
+select tests.user('many') as many \gset
+select admin.create_market('mo', 'mo', pricing => 'book') \gset
+select count(tests.limit(:many, 'mo', 'YES', 'buy', 1, 0.01)) from generate_series(1, 105);
+select is(jsonb_array_length(bj.account_json(:many) -> 'orders'), 100, 'an account lists 100 open orders');
+select is((bj.account_json(:many) ->> 'open_orders')::int, 105, 'and counts all 105');
+select is((bj.account_json(:many) -> 'orders' -> 0 ->> 'order_id')::bigint,
+          (select id from bj.orders where user_id = :many order by id offset 5 limit 1),
+          'the newest 100, oldest first');
+
 -- a market order's time in force: immediate-or-cancel unless it says fill-or-kill (the
 -- contract's default gtc is a limit order's)
 select tests.market('mk') \gset

@@ -170,7 +170,9 @@ begin
 end $$;
 
 -- A trader's account: balance, locked collateral, escrow of resting orders, positions marked to
--- market (the shares held; those a resting sell escrows are its order's), open orders.
+-- market (the shares held; those a resting sell escrows are its order's), and the newest 100 open
+-- orders (oldest first) with the count of all of them, open_orders: api.my_orders lists the rest
+-- (a market maker's account can hold thousands, and every screen reads this).
 -- cost_basis is the net cash put into the position (paid on buys, less received on sales);
 -- value is the position at the current price (zero once the market is settled); pnl is value
 -- less cost_basis.
@@ -193,7 +195,9 @@ begin atomic
         cross join lateral (select bj.display_prices(bj.market_prices(m)) as prices) pr
        where p.user_id = u.id and p.shares <> 0), '[]'),
     'orders', coalesce((
-      select jsonb_agg(bj.order_json(o) order by o.id) from bj.orders o
-       where o.user_id = u.id and o.status = 'open'), '[]'))
+      select jsonb_agg(bj.order_json(x.o) order by (x.o).id)
+        from (select o from bj.orders o where o.user_id = u.id and o.status = 'open'
+               order by o.id desc limit 100) x), '[]'),
+    'open_orders', (select count(*) from bj.orders o where o.user_id = u.id and o.status = 'open'))
     from bj.users u where u.id = p_user;
 end;

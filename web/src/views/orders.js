@@ -86,6 +86,7 @@ export function OpenOrders({ market }) {
   const [error, setError] = useState(null);
   if (!me) return null;
   const orders = me.orders.filter((o) => !market || o.market === market);
+  const more = (me.open_orders ?? 0) - me.orders.length;
   async function cancel(id) {
     setError(null);
     try {
@@ -106,6 +107,7 @@ export function OpenOrders({ market }) {
         <td><button type="button" class="link" onClick=${() => cancel(o.order_id)}
           aria-label=${`Cancel order ${o.order_id}`}>Cancel</button></td></tr>`)}</tbody>
     </table></div>`}
+    ${more > 0 && html`<p class="note" data-testid="more-orders">and ${more} older open orders (the newest 100 are shown).</p>`}
     ${error && html`<p class="error" role="alert">${error}</p>`}
   </section>`;
 }
