@@ -9,7 +9,7 @@
 \endif
 \ir _begin.psql
 \echo 'Resolving' :market 'to' :outcome
-select code, title, status, volume from bj.markets where code = :'market';
+select code, title, status, volume, traders from admin.market_summary(:'market');
 \echo 'Payouts (negative: paid by a short from its collateral):'
 select * from admin.preview_resolution(:'market', jsonb_build_object(:'outcome', 1));
 select admin.resolve_market(:'market', :'outcome') - 'outcomes' as result;

@@ -8,10 +8,8 @@
 \endif
 \ir _begin.psql
 \echo 'Voiding' :market '- balances before and after:'
-create temp table before on commit drop as
-  select u.id, u.username, u.balance from bj.users u
-   where u.id in (select t.user_id from bj.trades t join bj.markets m on m.id = t.market_id where m.code = :'market');
+create temp table before on commit drop as select * from admin.market_traders(:'market');
 select admin.void_market(:'market') - 'outcomes' as result;
-select b.username, b.balance as before, u.balance as after, u.balance - b.balance as refund
-  from before b join bj.users u on u.id = b.id order by refund desc, b.username;
+select b.username, b.balance as before, a.balance as after, a.balance - b.balance as refund
+  from before b join admin.market_traders(:'market') a using (user_id) order by refund desc, b.username;
 \ir _end.psql

@@ -115,11 +115,11 @@ declare
   v_id bigint;
   v_market bj.markets;
 begin
-  select m.id into v_id from bj.markets m where m.code = p_code;
+  -- the market's id, and its queue (one statement)
+  select m.id into v_id from bj.markets m cross join lateral bj.queue_market(m.id) q where m.code = p_code;
   if not found then
     perform bj.raise('BJ010', p_code);
   end if;
-  perform bj.queue_market(v_id);
   if p_held then
     select * into v_market from bj.markets m where m.id = v_id;
   else

@@ -542,9 +542,9 @@ end $$;
 -- A batch (api.place_orders): up to 20 orders in one transaction, each in its own
 -- subtransaction, answered in order: the order's JSON, or its error {code, message, details,
 -- hint} (a refused order changes nothing and never stops the others). The batch queues for its
--- markets first, in id order (bj.queue_market); a market's row, and the trader's, are locked by
--- the first order placed that writes them, and not again by the later ones (architecture.md
--- §16). The trader's cooldown is checked once, for the batch. The first order
+-- markets and locks their rows first, in id order (bj.queue_market); the trader's row is locked
+-- by the first order placed; the later orders lock neither again (architecture.md §16). The
+-- trader's cooldown is checked once, for the batch. The first order
 -- locks the traders it meets as a single order does; a later one, holding the earlier ones'
 -- traders already, waits at most 100 ms for the others it meets (so two batches, or a batch and
 -- a trade, never wait on each other in a cycle): past that it fails alone, as busy (55P03).
@@ -559,7 +559,7 @@ declare
   v_hint text;
   v_first boolean := true;
   v_answer jsonb;
-  v_held text[] := '{}';
+  v_market bigint;
   v_trader_held boolean := false;
 begin
   if jsonb_typeof(p_orders) is distinct from 'array' or jsonb_array_length(p_orders) not between 1 and 20 then
@@ -573,11 +573,15 @@ begin
                                            'limit_price'))) then
     perform bj.raise('BJ021', 'each order is an object of place_order''s arguments');
   end if;
-  -- the batch's markets, queued for in id order (their rows are locked by the first order that
-  -- writes each: architecture.md §16)
-  perform bj.queue_market(m.id) from bj.markets m
-    where m.code = any (array(select e ->> 'market' from jsonb_array_elements(p_orders) e))
-    order by m.id;
+  -- the batch's markets, queued for and locked in id order at the top level, by writing each row
+  -- as it is, so that the orders (subtransactions) write them without locking them again
+  -- (architecture.md §16)
+  for v_market in select m.id from bj.markets m
+                   where m.code = any (array(select e ->> 'market' from jsonb_array_elements(p_orders) e))
+                   order by m.id loop
+    perform bj.queue_market(v_market);
+    update bj.markets m set version = m.version where m.id = v_market;
+  end loop;
   for v_item in select e from jsonb_array_elements(p_orders) e loop
     begin
       v_answer := bj.place_order(p_user, v_item ->> 'market', v_item ->> 'outcome',
@@ -587,14 +591,12 @@ begin
         v_item ->> 'persistence', v_item ->> 'client_order_id', v_item ->> 'stp',
         (v_item ->> 'trigger_price')::numeric, (v_item ->> 'limit_price')::numeric,
         case when v_first then bj.setting('trade_cooldown_ms')::numeric end,
-        p_held_market => v_item ->> 'market' = any (v_held), p_held_trader => v_trader_held);
+        p_held_market => true, p_held_trader => v_trader_held);
       v_out := v_out || jsonb_build_array(v_answer);
-      -- an order placed (not a replay) holds its market's row from now on, and a limit or market
-      -- order its trader's too: the later orders do not lock them again
-      if not v_answer ? 'replayed' then
-        v_held := v_held || (v_item ->> 'market');
-        v_trader_held := v_trader_held or coalesce(v_item ->> 'kind', 'limit') in ('limit', 'market');
-      end if;
+      -- a limit or market order placed (not a replay) locked its trader's row (bj.check_take):
+      -- the later orders do not lock it again
+      v_trader_held := v_trader_held or not v_answer ? 'replayed'
+                       and coalesce(v_item ->> 'kind', 'limit') in ('limit', 'market');
       if v_first then
         v_first := false;
         perform set_config('lock_timeout', '100ms', true);

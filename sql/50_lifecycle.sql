@@ -195,6 +195,32 @@ begin
 end $$;
 grant execute on function admin.set_phase(text, text) to service_role;
 
+-- What the DBA scripts read (dba/*.sql), so that a DBA login needs only service_role, never the
+-- tables (docs/dba.md): a market's summary (no row for an unknown code), and its traders with
+-- their balances (dba/void.sql shows them before and after).
+create or replace function admin.market_summary(market text)
+returns table (code text, title text, status text, pricing text, volume numeric, traders bigint)
+language sql stable security definer set search_path = ''
+begin atomic
+  select m.code, m.title, bj.market_status(m), m.pricing, m.volume::numeric,
+         (select count(distinct t.user_id) from bj.trades t where t.market_id = m.id)
+    from bj.markets m where m.code = market_summary.market;
+end;
+revoke execute on function admin.market_summary(text) from public;
+grant execute on function admin.market_summary(text) to service_role;
+
+create or replace function admin.market_traders(market text)
+returns table (user_id bigint, username text, balance numeric)
+language sql stable security definer set search_path = ''
+begin atomic
+  select u.id, u.username, u.balance::numeric from bj.users u
+   where u.id in (select t.user_id from bj.trades t join bj.markets m on m.id = t.market_id
+                   where m.code = market_traders.market)
+   order by u.username;
+end;
+revoke execute on function admin.market_traders(text) from public;
+grant execute on function admin.market_traders(text) to service_role;
+
 -- Stop trading in a market ahead of its resolution.
 create or replace function admin.close_market(code text) returns jsonb
 language plpgsql security definer set search_path = '' as $$

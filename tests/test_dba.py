@@ -1,11 +1,40 @@
-"""The DBA's psql scripts in dba/: each prints what it does, and a dry run commits nothing."""
+"""The DBA's psql scripts in dba/: each prints what it does, and a dry run commits nothing.
+Every script runs as a DBA's own login, a member of service_role and nothing more (no
+superuser, no table: docs/dba.md), as a real DBA would run them."""
 
 from __future__ import annotations
 
 import subprocess
 from decimal import Decimal
 
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 from tests.conftest import ROOT, rpc_sql
+
+DBA = "betjee_dba"
+
+
+@pytest.fixture(scope="module")
+def dba_url(db_url: str) -> str:
+    """The URL of a DBA login: `create role … login in role service_role`, as docs/dba.md says."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_roles where rolname = %s", [DBA]).fetchone():
+            conn.execute(f"create role {DBA} login in role service_role")
+    params = conninfo_to_dict(db_url)
+    params["user"] = DBA
+    params.pop("password", None)
+    return make_conninfo(**params)
+
+
+def test_the_dba_login_is_no_superuser_and_reads_no_table(dba_url):
+    with psycopg.connect(dba_url, autocommit=True) as conn:
+        assert conn.execute("select rolsuper, rolbypassrls from pg_roles where rolname = current_user").fetchone() \
+            == (False, False)
+        for table in ("bj.users", "bj.markets", "bj.trades", "bj.ledger"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"select 1 from {table} limit 1")
 
 
 def psql(url: str, script: str, **variables: str) -> str:
@@ -16,46 +45,46 @@ def psql(url: str, script: str, **variables: str) -> str:
     return out.stdout
 
 
-def test_resolve_script_previews_dry_runs_and_resolves(db_url, db, make_market, make_user):
+def test_resolve_script_previews_dry_runs_and_resolves(dba_url, db_url, db, make_market, make_user):
     market = make_market()
     winner, loser = make_user()["user_id"], make_user()["user_id"]
     rpc_sql(db, winner, "trade", market=market, outcome="YES", side="buy", shares=Decimal(10))
     rpc_sql(db, loser, "trade", market=market, outcome="NO", side="buy", shares=Decimal(4))
     balance = db.execute("select balance from bj.users where id = %s", [winner]).fetchone()["balance"]
 
-    out = psql(db_url, "resolve.sql", market=market, outcome="YES", dry_run="1")
+    out = psql(dba_url, "resolve.sql", market=market, outcome="YES", dry_run="1")
     assert "dry run: nothing was committed" in out and "10.000000" in out
     assert db.execute("select status from bj.markets where code = %s", [market]).fetchone()["status"] == "open"
 
-    out = psql(db_url, "resolve.sql", market=market, outcome="YES")
+    out = psql(dba_url, "resolve.sql", market=market, outcome="YES")
     assert "committed" in out
     assert db.execute("select balance from bj.users where id = %s", [winner]).fetchone()["balance"] == balance + 10
-    assert "all invariants hold" in psql(db_url, "check.sql")
+    assert "all invariants hold" in psql(dba_url, "check.sql")
 
 
-def test_void_script_refunds(db_url, db, make_market, make_user):
+def test_void_script_refunds(dba_url, db_url, db, make_market, make_user):
     market, user = make_market(), make_user()["user_id"]
     rpc_sql(db, user, "trade", market=market, outcome="NO", side="buy", shares=Decimal(7))
-    out = psql(db_url, "void.sql", market=market)
+    out = psql(dba_url, "void.sql", market=market)
     assert "committed" in out
     assert db.execute("select balance from bj.users where id = %s", [user]).fetchone()["balance"] == 1000
 
 
-def test_create_and_close_scripts(db_url, db):
+def test_create_and_close_scripts(dba_url, db_url, db):
     code = "dba" + str(abs(hash(db_url)) % 10**6)
-    psql(db_url, "create_market.sql", code=code, title="made by a DBA", outcomes="{A,B,C}", liquidity="50")
+    psql(dba_url, "create_market.sql", code=code, title="made by a DBA", outcomes="{A,B,C}", liquidity="50")
     row = db.execute("select outcomes, liquidity from bj.markets where code = %s", [code]).fetchone()
     assert row["outcomes"] == ["A", "B", "C"] and row["liquidity"] == 50
-    psql(db_url, "close_market.sql", market=code)
+    psql(dba_url, "close_market.sql", market=code)
     assert db.execute("select status from bj.markets where code = %s", [code]).fetchone()["status"] == "closed"
 
 
-def test_the_readmes_dba_examples_run_one_after_another(db_url, db):
+def test_the_readmes_dba_examples_run_one_after_another(dba_url, db_url, db):
     """Each command of the README's DBA corner, in its order, against the demo markets: none
     may fail because an earlier one already settled its market."""
     import re
     import shlex
-    db.execute((ROOT / "dba" / "seed.sql").read_text())
+    psql(dba_url, "seed.sql")
     for name in ("bot1", "bot2"):
         if not db.execute("select 1 from bj.users where username = %s", [name]).fetchone():
             db.execute("select bj.signup(%s, 'password123', null)", [name])
@@ -63,15 +92,15 @@ def test_the_readmes_dba_examples_run_one_after_another(db_url, db):
                           (ROOT / "README.md").read_text(), re.MULTILINE)
     assert len(commands) >= 6
     for command in commands:
-        args = shlex.split(command.replace('"$(make -s dburl)"', shlex.quote(db_url)))
+        args = shlex.split(command.replace('"$(make -s dburl)"', shlex.quote(dba_url)))
         out = subprocess.run([*args[:2], "-X", *args[2:]], cwd=ROOT, capture_output=True,
                              text=True, check=False)
         assert out.returncode == 0, (command, out.stderr)
 
 
-def test_a_book_market_by_script_goes_in_play_and_lapses_its_lapse_orders(db_url, db, make_user):
+def test_a_book_market_by_script_goes_in_play_and_lapses_its_lapse_orders(dba_url, db_url, db, make_user):
     code = "dbb" + str(abs(hash(db_url)) % 10**6)
-    psql(db_url, "create_market.sql", code=code, title="a book", pricing="book", tick="0.001",
+    psql(dba_url, "create_market.sql", code=code, title="a book", pricing="book", tick="0.001",
          maker_fee_rate="0.001")
     row = db.execute("select pricing, tick, maker_fee_rate, phase from bj.markets where code = %s", [code]).fetchone()
     assert (row["pricing"], row["tick"], row["maker_fee_rate"], row["phase"]) == ("book", Decimal("0.001"), Decimal("0.001"), "pre")
@@ -80,25 +109,23 @@ def test_a_book_market_by_script_goes_in_play_and_lapses_its_lapse_orders(db_url
                     price=Decimal("0.305"), persistence="lapse")
     keep = rpc_sql(db, user, "place_order", market=code, outcome="YES", side="buy", shares=Decimal(5),
                    price=Decimal("0.3"))
-    out = psql(db_url, "set_phase.sql", market=code, phase="in_play")
+    out = psql(dba_url, "set_phase.sql", market=code, phase="in_play")
     assert "in_play" in out and " 1" in out, out
     status = {r["id"]: r["status"] for r in db.execute(
         "select id, status from bj.orders where id in (%s, %s)", [lapse["order_id"], keep["order_id"]])}
     assert status == {lapse["order_id"]: "cancelled", keep["order_id"]: "open"}
-    bad = subprocess.run(["psql", db_url, "-X", "-v", f"market={code}", "-v", "phase=half_time",
+    bad = subprocess.run(["psql", dba_url, "-X", "-v", f"market={code}", "-v", "phase=half_time",
                           "-f", str(ROOT / "dba" / "set_phase.sql")], check=False, capture_output=True, text=True)
     assert bad.returncode != 0 and "phase must be pre or in_play" in bad.stderr
 
 
-def test_slow_calls_counts_the_http_layers_calls_per_function(http, db_url, make_market):
+def test_slow_calls_counts_the_http_layers_calls_per_function(http, dba_url, db_url, make_market):
     """admin.slow_calls (pg_stat_statements, loaded in the embedded cluster) sums a function's
     statements whatever named arguments they carried, for this database only."""
-    import psycopg
     from psycopg.rows import dict_row
 
     make_market()
-    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
-        conn.execute("set role service_role")
+    with psycopg.connect(dba_url, autocommit=True, row_factory=dict_row) as conn:
 
         def calls() -> dict[str, dict]:
             return {r["call"]: r for r in conn.execute("select * from admin.slow_calls(1000)")}
