@@ -83,8 +83,12 @@ MUTANTS = [
            "greatest(0, -least(v_account.new_position, v_held.others));",
            "greatest(0, -v_account.new_position);",
            "collateral ignores shorts in the other outcomes", TRADING),
-    Mutant("sql/30_trading.sql", "bj.lock_market", "perform bj.queue_market(v_id);\n  if p_held then",
-           "if true then", "the market row is read without its queue or its lock",
+    Mutant("sql/30_trading.sql", "bj.lock_market",
+           "cross join lateral bj.queue_market(m.id) q where m.code = p_code;\n  if not found then\n"
+           "    perform bj.raise('BJ010', p_code);\n  end if;\n  if p_held then",
+           "where m.code = p_code;\n  if not found then\n"
+           "    perform bj.raise('BJ010', p_code);\n  end if;\n  if true then",
+           "the market row is read without its queue or its lock",
            ("tests/test_concurrency.py",)),
     Mutant("sql/30_trading.sql", "bj.check_take", "if p_lock then", "if false then",
            "the trader's row is read without its lock: trades on two markets write one balance over each other",

@@ -65,15 +65,21 @@ def test_metrics_count_stream_subscribers_and_the_events_they_were_sent(server, 
     market = make_market()
     token = http.post("/api/v1/rpc/signup", json={"username": f"metricss{time.time_ns() % 10**9}",
                                                   "password": "password123"}).json()["token"]
+    deadline = time.monotonic() + 10
+    while value(scrape(server), "betjee_database_up") != 1:  # a server just started connects first
+        assert time.monotonic() < deadline, "the stream never reached the database"
+        time.sleep(0.05)
     before = scrape(server)
     got: list[str] = []
-    opened = threading.Event()
+    opened, traded = threading.Event(), threading.Event()
 
     def listen() -> None:
+        # open until an event after the trade (one before it, the new market's, may come first)
         with httpx.stream("GET", server + "/api/v1/stream", timeout=10) as response:
+            assert response.status_code == 200
             opened.set()
             for line in response.iter_lines():
-                if line.startswith("event: changes"):
+                if line.startswith("event: changes") and traded.is_set():
                     got.append(line)
                     return
 
@@ -84,6 +90,7 @@ def test_metrics_count_stream_subscribers_and_the_events_they_were_sent(server, 
     while value(scrape(server), "betjee_stream_subscribers") < value(before, "betjee_stream_subscribers") + 1:
         assert time.monotonic() < deadline, "the open stream was never counted"
         time.sleep(0.05)
+    traded.set()
     http.post("/api/v1/rpc/trade", headers={"Authorization": f"Bearer {token}"},
               json={"market": market, "outcome": "YES", "side": "buy", "shares": 1}).raise_for_status()
     thread.join(15)
