@@ -505,6 +505,8 @@ CREATE INDEX bots_waiting ON bj.bots USING btree (last_run_at NULLS FIRST, id) W
 
 CREATE INDEX collateral_market ON bj.collateral USING btree (market_id);
 
+CREATE INDEX idempotency_expiring ON bj.idempotency USING btree (created_at) WHERE (key !~~ 'order:%'::text);
+
 CREATE INDEX ledger_market ON bj.ledger USING btree (market_id) WHERE (market_id IS NOT NULL);
 
 CREATE INDEX ledger_user ON bj.ledger USING btree (user_id) WHERE (user_id IS NOT NULL);

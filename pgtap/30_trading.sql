@@ -2,7 +2,7 @@
 -- its documented SQLSTATE and changes nothing, slippage, idempotency, and the ledger's guard.
 begin;
 \ir helpers/setup.psql
-select plan(75);
+select plan(82);
 
 select tests.market('t1') \gset
 select tests.market('t3', '{A,B,C}', 50, 0) \gset
@@ -110,6 +110,25 @@ select tests.market('t4', '{A,B,C}', 50, 0) as t4 \gset
 select throws_ok(format($$ select bj.trade(%s, 't4', 'A', 'buy', 1, null, null, null, 'key-1') $$, :bob), 'BJ004',
                  null, 'the same key on another market is refused (the market is part of the request)');
 select throws_ok(format($$ select bj.trade(%s, 't3', 'B', 'buy', 1, null, null, null, 'key-1') $$, :bob), 'BJ004', null, 'so is another outcome');
+
+-- retention: a trade's key is forgotten after idempotency_keep_h (oldest first, max_rows a call);
+-- a client_order_id is kept as long as its order
+select bj.trade(:bob, 't3', 'A', 'buy', 1, null, null, null, 'old-' || i) from generate_series(1, 3) i;
+select bj.trade(:bob, 't3', 'A', 'buy', 1, null, null, null, 'recent') \gset
+update bj.idempotency set created_at = clock_timestamp() - interval '49 hours' - i * interval '1 minute'
+  from generate_series(1, 3) i where user_id = :bob and key = 'old-' || i;
+insert into bj.idempotency (user_id, key, request, created_at)
+  values (:bob, 'order:ancient', '{}', clock_timestamp() - interval '400 days');
+select is(admin.prune_idempotency(2), 2, 'at most max_rows keys are forgotten a call');
+select is((select array_agg(key order by key) from bj.idempotency where user_id = :bob and key like 'old-%'),
+          array['old-1'], 'the oldest first');
+select is(admin.prune_idempotency(), 1, 'then the rest');
+select is((select count(*)::int from bj.idempotency where user_id = :bob and key in ('recent', 'order:ancient')), 2,
+          'keys within the window, and client order ids, are kept');
+select isnt((bj.trade(:bob, 't3', 'A', 'buy', 1, null, null, null, 'old-3') -> 'replayed'), 'true'::jsonb,
+            'a retry after the window trades again');
+select throws_ok($$ select admin.configure('idempotency_keep_h', '23') $$, 'BJ021', null, 'the window is at least 24 hours');
+select throws_ok($$ select admin.prune_idempotency(0) $$, 'BJ021', null, 'max_rows is at least 1');
 select throws_ok(format($$ select bj.trade(%s, 't3', 'A', 'sell', 1, null, null, null, 'key-1') $$, :bob), 'BJ004', null, 'another side');
 select throws_ok(format($$ select bj.trade(%s, 't3', 'A', 'buy', 1, null, 100, null, 'key-1') $$, :bob), 'BJ004', null, 'another bound');
 select is((select count(*) from bj.trades where user_id = :bob and market_id = :t4), 0::bigint, 'and nothing traded on the other market');

@@ -19,7 +19,8 @@ insert into bj.settings (key, value, description) values
   ('password_hash_concurrency', '1', 'password checks (login, signup) the HTTP layer runs at once; the others wait their turn'),
   ('book_changes_keep_s', '86400',  'how long changes of the books are kept for streams resuming from a cursor, in seconds'),
   ('bot_cooldown_ms',     '1000',   'shortest time between two runs of one bot (a bot may set a longer one)'),
-  ('bots_per_owner',      '10',     'bots one trader may have (deleted ones do not count)')
+  ('bots_per_owner',      '10',     'bots one trader may have (deleted ones do not count)'),
+  ('idempotency_keep_h',  '48',     'how long a trade''s idempotency key and receipt are kept, in hours (at least 24): a retry within it replays the trade, after it trades again; admin.prune_idempotency forgets the older ones')
 on conflict (key) do update set description = excluded.description;
 
 -- A setting's value (text); every key read here exists, so a typo fails loudly.
@@ -53,6 +54,7 @@ begin
   if v_number < 0 or v_number = 'NaN' or v_number = 'Infinity'
      or (configure.key = 'default_fee_rate' and v_number >= 0.5)
      or (configure.key = 'bcrypt_cost' and v_number not in (4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15))
+     or (configure.key = 'idempotency_keep_h' and v_number < 24)
      or (configure.key in ('password_hash_concurrency', 'login_max_failures_user', 'login_max_failures_ip')
          and (v_number < 1 or v_number <> trunc(v_number))) then
     perform bj.raise('BJ021', format('%s is out of range', configure.key));

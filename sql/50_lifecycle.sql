@@ -171,6 +171,35 @@ end $$;
 grant usage on schema admin to authenticator;
 grant execute on function admin.expire_orders(int) to service_role, authenticator;
 
+-- Forget trades' idempotency keys older than idempotency_keep_h (their receipts are most of the
+-- table), at most max_rows a call, oldest first; a key a retry holds right now is skipped, never
+-- waited for, so pruning never holds a trade up. A client_order_id ('order:' keys) is kept for
+-- as long as its order. Returns how many were forgotten: run it until it answers less than
+-- max_rows (a scheduler calls it every minute: docs/dba.md).
+create or replace function admin.prune_idempotency(max_rows int default 10000) returns int
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_count int;
+begin
+  if max_rows is null or max_rows not between 1 and 1000000 then
+    perform bj.raise('BJ021', 'max_rows lies between 1 and 1000000');
+  end if;
+  with gone as (
+    delete from bj.idempotency i
+     where (i.user_id, i.key) in (
+       select k.user_id, k.key from bj.idempotency k
+        where k.key not like 'order:%'
+          and k.created_at < clock_timestamp() - make_interval(secs => bj.setting('idempotency_keep_h')::numeric * 3600)
+        order by k.created_at
+        limit max_rows
+          for update skip locked)
+    returning 1)
+  select count(*) into v_count from gone;
+  return v_count;
+end $$;
+revoke execute on function admin.prune_idempotency(int) from public;
+grant execute on function admin.prune_idempotency(int) to service_role;
+
 -- Move a market in play (or back to pre-play): going in play cancels every resting order
 -- placed with persistence 'lapse' and keeps the 'persist' ones.
 create or replace function admin.set_phase(code text, phase text) returns jsonb

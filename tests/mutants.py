@@ -298,6 +298,10 @@ MUTANTS = [
     Mutant("sql/45_bots.sql", "bj.bs_truthy", "when 'number' then (p_v #>> '{}')::numeric <> 0",
            "when 'number' then true", "zero is true", BOTS + BOT_MODEL),
     # ---- the web app's transport (api/web.py, api/app.py)
+    Mutant("sql/50_lifecycle.sql", "admin.prune_idempotency", "          for update skip locked)", "          for update)",
+           "pruning waits for a key another prune holds", ("tests/test_concurrency.py",)),
+    Mutant("sql/50_lifecycle.sql", "admin.prune_idempotency", "where k.key not like 'order:%'", "where true",
+           "pruning forgets client order ids, whose orders live on", ("pgtap/30_trading.sql",)),
     Mutant("api/metrics.py", "Metrics", "if ip is None or not any(ip in net for net in self.allow):",
            "if ip is None:", "the metrics are open to any address", ("tests/test_metrics.py",)),
     Mutant("api/metrics.py", "Metrics", "name = function if function in self.state.catalog.functions else UNKNOWN",

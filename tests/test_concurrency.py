@@ -216,3 +216,24 @@ def test_one_trader_on_four_markets_from_eight_connections_keeps_one_balance(db,
                          from bj.ledger l where l.asset = 'coin' and (l.debit = 'cash:' || u.id or l.credit = 'cash:' || u.id)), 0) as ledger
         from bj.users u where u.id = %s""", [user]).fetchone()
     assert row["balance"] == row["ledger"] and row["balance"] >= 0, row
+
+
+def test_pruning_keys_never_waits_for_another_prune_nor_holds_a_trade_up(db, db_url, make_market, make_user):
+    """admin.prune_idempotency deletes with SKIP LOCKED: while one prune's transaction is open, a
+    second prune forgets the other old keys without waiting, and a keyed trade (a new key, and a
+    retry of a key being forgotten, which then trades again) goes through."""
+    market, user = make_market(), make_user()["user_id"]
+    for i in range(4):
+        db.execute("select bj.trade(%s, %s, 'YES', 'buy', 1, null, null, null, %s)", [user, market, f"p{i}"])
+    db.execute("""update bj.idempotency set created_at = clock_timestamp() - interval '3 days'
+                   where user_id = %s and key like 'p%%'""", [user])
+    with psycopg.connect(db_url) as first, psycopg.connect(db_url, autocommit=True) as second:
+        assert first.execute("select admin.prune_idempotency(2)").fetchone()[0] == 2  # left open
+        second.execute("set lock_timeout = '2s'")
+        assert second.execute("select admin.prune_idempotency(10)").fetchone()[0] == 2
+        receipt = second.execute("select bj.trade(%s, %s, 'YES', 'buy', 1, null, null, null, 'fresh')",
+                                 [user, market]).fetchone()[0]
+        assert "replayed" not in receipt
+        first.commit()
+    assert db.execute("select count(*) as n from bj.idempotency where user_id = %s and key like 'p%%'",
+                      [user]).fetchone()["n"] == 0

@@ -1,0 +1,5 @@
+set role betjee_owner;
+
+drop index bj.idempotency_expiring;
+
+reset role;

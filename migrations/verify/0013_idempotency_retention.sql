@@ -1,0 +1,1 @@
+select 1 / (to_regclass('bj.idempotency_expiring') is not null)::int;
