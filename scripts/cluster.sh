@@ -63,10 +63,19 @@ log_min_messages = warning
 CONF
   fi
   if [ "$(id -u)" -eq 0 ]; then chown postgres: "$sock"; fi
-  # statement statistics (admin.slow_calls): loaded at start, so a cluster made before this line
-  # existed is restarted once to load them
-  if ! grep -q "^shared_preload_libraries" "$data/postgresql.conf"; then
-    echo "shared_preload_libraries = 'pg_stat_statements'" >> "$data/postgresql.conf"
+  # statement statistics (admin.slow_calls) and pg_cron (each database's housekeeping, scheduled
+  # by scripts/db.py up in database postgres, run by background workers): loaded at start, so a
+  # cluster made before these settings gets them and is restarted once
+  local libs="pg_stat_statements" conf="$data/postgresql.conf"
+  [ -f "$bin/../lib/pg_cron.so" ] && libs="$libs,pg_cron"
+  if ! grep -qx "shared_preload_libraries = '$libs'" "$conf"; then
+    local kept
+    kept=$(grep -v -e "^shared_preload_libraries" -e "^cron\." "$conf")
+    {
+      echo "$kept"
+      echo "shared_preload_libraries = '$libs'"
+      case "$libs" in *pg_cron*) printf "cron.database_name = 'postgres'\ncron.use_background_workers = on\n" ;; esac
+    } > "$conf"  # (rewritten in place: its owner stays)
     if running; then as_owner "$bin/pg_ctl" -D "$data" -m fast -w restart -l "$data/server.log" >/dev/null; fi
   fi
   if ! running; then
@@ -86,6 +95,9 @@ CONF
   fi
   psql "$(url postgres)" -qAtc "select 1 from pg_database where datname = '$dbname'" | grep -q 1 \
     || psql "$(url postgres)" -qc "create database \"$dbname\"" >/dev/null
+  case "$libs" in
+    *pg_cron*) psql "$(url postgres)" -qc "set client_min_messages = warning; create extension if not exists pg_cron" >/dev/null ;;
+  esac
 }
 
 stop() {

@@ -69,6 +69,7 @@ def up(url: str, seed: bool = False, migrations_only: bool = False) -> None:
     if migrations_only:
         return
     apply_repeatable(url)
+    schedule(url)
     if seed:
         with psycopg.connect(url) as conn:
             conn.execute((ROOT / "dba" / "seed.sql").read_text())
@@ -104,6 +105,49 @@ def schema(url: str) -> str:
     return SCHEMA_HEADER + "\n".join(out).strip() + "\n"
 
 
+JOB = "betjee-prune-keys:{}"
+
+
+def cron_database(url: str) -> str | None:
+    """The database where the server's pg_cron keeps its jobs, if it runs pg_cron."""
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            return conn.execute("select current_setting('cron.database_name', true)").fetchone()[0]
+    except psycopg.Error:
+        return None
+
+
+def schedule(url: str) -> None:
+    """Where the server runs pg_cron (the embedded cluster does), this database's housekeeping
+    is scheduled there: admin.prune_idempotency every minute. Elsewhere nothing is (docs/dba.md
+    says how); BETJEE_NO_CRON=1 skips it (a template database must have no one connected)."""
+    name = conninfo_to_dict(url).get("dbname")
+    cron = cron_database(url)
+    if not cron or not name or os.environ.get("BETJEE_NO_CRON") == "1":
+        return
+    try:
+        with psycopg.connect(with_dbname(url, cron), autocommit=True) as conn:
+            if conn.execute("select 1 from pg_extension where extname = 'pg_cron'").fetchone():
+                conn.execute("select cron.schedule_in_database(%s, '* * * * *', "
+                             "'select admin.prune_idempotency()', %s)", [JOB.format(name), name])
+    except psycopg.Error as exc:
+        print(f"admin.prune_idempotency not scheduled ({exc}): docs/dba.md says how", file=sys.stderr)
+
+
+def unschedule(url: str) -> None:
+    name = conninfo_to_dict(url).get("dbname")
+    cron = cron_database(with_dbname(url, "postgres"))
+    if not cron or not name:
+        return
+    try:
+        with psycopg.connect(with_dbname(url, cron), autocommit=True) as conn:
+            if conn.execute("select 1 from pg_extension where extname = 'pg_cron'").fetchone():
+                conn.execute("select cron.unschedule(j.jobid) from cron.job j where j.jobname = %s",
+                             [JOB.format(name)])
+    except psycopg.Error as exc:
+        print(f"the job of {name} not unscheduled: {exc}", file=sys.stderr)
+
+
 def down(url: str) -> None:
     backend = get_backend(yoyo_uri(url))
     migrations = read_migrations(str(ROOT / "migrations"))
@@ -129,6 +173,7 @@ def create(url: str, name: str, template: str | None = None) -> None:
 
 
 def drop(url: str, name: str) -> None:
+    unschedule(with_dbname(url, name))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
 

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(postgresql-15 postgresql-contrib postgresql-client-15 postgresql-15-pgtap
-      libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check acl python3-venv)
+      libtap-parser-sourcehandler-pgtap-perl postgresql-15-plpgsql-check postgresql-15-cron acl
+      python3-venv)
 # `deps.sh bench` adds what make bench needs
 [ "${1:-}" = "bench" ] && pkgs+=(wrk chromium)
 # `deps.sh test` adds the browser the web app's tests drive

@@ -94,7 +94,8 @@ def main(argv: list[str]) -> None:
     # stopped (make mutate interrupted), clean up all the same
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     # property tests fail fast: the first failing example, no shrinking
-    env = {**os.environ, "BETJEE_ADMIN_URL": admin_url, "BETJEE_HYPOTHESIS": "mutate",
+    # (BETJEE_NO_CRON: no scheduled job may connect to the template its copies are made from)
+    env = {**os.environ, "BETJEE_ADMIN_URL": admin_url, "BETJEE_HYPOTHESIS": "mutate", "BETJEE_NO_CRON": "1",
            "BETJEE_JWT_SECRET": os.environ.get("BETJEE_JWT_SECRET") or "m" * 40}
     work = Path(tempfile.mkdtemp(prefix="betjee-mutate-", dir=ROOT))
     copy = work / "checkout"

@@ -315,5 +315,6 @@ MUTANTS = [
     Mutant("api/web.py", "SecurityHeaders", "if name.decode() not in headers:", "if False:",
            "responses go out without their security headers", WEB),
     Mutant("sql/50_lifecycle.sql", "admin.set_phase", "if set_phase.phase = 'in_play' and v_market.phase <> 'in_play' then",
-           "if false then", "going in play lapses nothing", BOOK + ("tests/test_dba.py",)),
+           "if false then", "going in play lapses nothing",
+           BOOK + ("tests/test_dba.py::test_a_book_market_by_script_goes_in_play_and_lapses_its_lapse_orders",)),
 ]

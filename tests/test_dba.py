@@ -155,3 +155,40 @@ def test_slow_calls_counts_the_http_layers_calls_per_function(http, dba_url, db_
             raise AssertionError("a trader read the statement statistics")
         except psycopg.Error as exc:
             assert exc.sqlstate == "42501"
+
+
+def test_each_database_prunes_its_keys_every_minute_by_pg_cron(db_url):
+    """scripts/db.py up schedules a database's admin.prune_idempotency in the embedded cluster's
+    pg_cron (database postgres); the job runs; dropping the database unschedules it."""
+    import os
+    import time
+
+    from tests.conftest import ADMIN_URL, DB
+
+    def cron(sql: str, *args):
+        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+            name = conn.execute("select current_setting('cron.database_name', true)").fetchone()[0]
+        assert name, "the embedded cluster loads pg_cron"
+        params = conninfo_to_dict(ADMIN_URL)
+        params["dbname"] = name
+        with psycopg.connect(make_conninfo(**params), autocommit=True) as conn:
+            return conn.execute(sql, args).fetchall()
+
+    name = conninfo_to_dict(db_url)["dbname"]
+    job = f"betjee-prune-keys:{name}"
+    assert cron("select schedule, command, database, active from cron.job where jobname = %s", job) == [
+        ("* * * * *", "select admin.prune_idempotency()", name, True)]
+    deadline = time.monotonic() + 75
+    while not cron("""select 1 from cron.job_run_details d join cron.job j using (jobid)
+                       where j.jobname = %s and d.status = 'succeeded'""", job):
+        assert time.monotonic() < deadline, cron(
+            "select status, return_message from cron.job_run_details d join cron.job j using (jobid) where j.jobname = %s", job)
+        time.sleep(1)
+    scratch = f"betjee_cron_{os.getpid()}"
+    env = {**os.environ, "BETJEE_NO_CRON": "0"}
+    url = subprocess.run([*DB, "create", ADMIN_URL, scratch], check=True, capture_output=True, text=True,
+                         env=env).stdout.strip()
+    subprocess.run([*DB, "up", url], check=True, capture_output=True, env=env)
+    assert cron("select count(*) from cron.job where jobname = %s", f"betjee-prune-keys:{scratch}") == [(1,)]
+    subprocess.run([*DB, "drop", ADMIN_URL, scratch], check=True, env=env)
+    assert cron("select count(*) from cron.job where jobname = %s", f"betjee-prune-keys:{scratch}") == [(0,)]
