@@ -106,8 +106,8 @@ language sql as $$ select pg_advisory_xact_lock('bj.markets'::regclass::oid::int
 -- Lock a market by code, or fail with unknown_market. Markets are always locked first.
 -- A writer queues on the market's advisory lock (bj.queue_market) before it touches the row, so
 -- the writers waiting for a busy market wait off its row (architecture.md §16). p_held: this
--- transaction holds the row already (an earlier order of its batch wrote it), and reads it
--- without locking it again.
+-- transaction holds the row already (a batch locks its markets first: bj.place_orders), and
+-- reads it without locking it again.
 drop function if exists bj.lock_market(text);
 create or replace function bj.lock_market(p_code text, p_held boolean default false) returns bj.markets
 language plpgsql as $$

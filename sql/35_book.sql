@@ -404,7 +404,7 @@ end $$;
 -- (bj.place_conditional). A client_order_id makes it idempotent like a trade's key: a retry
 -- with the same terms returns the order as it is now, other terms are refused (BJ004).
 -- p_held_market, p_held_trader: the transaction holds the market's row, the trader's row, already
--- (earlier orders of its batch wrote them; bj.place_orders).
+-- (bj.place_orders locks its markets first, and its first order the trader).
 drop function if exists bj.place_order(bigint, text, text, text, text, numeric, numeric, numeric, numeric, text,
                                         timestamptz, boolean, text, text, text, numeric, numeric, numeric);
 create or replace function bj.place_order(
