@@ -168,6 +168,28 @@ CREATE TABLE bj.credentials (
 
 ALTER TABLE ONLY bj.credentials FORCE ROW LEVEL SECURITY;
 
+CREATE TABLE bj.debts (
+    id bigint NOT NULL,
+    market_id bigint NOT NULL,
+    user_id bigint NOT NULL,
+    amount bj.money6 NOT NULL,
+    repaid bj.money6 DEFAULT 0 NOT NULL,
+    at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT debts_amount_check CHECK (((amount)::numeric > (0)::numeric)),
+    CONSTRAINT debts_check CHECK ((((repaid)::numeric >= (0)::numeric) AND ((repaid)::numeric <= (amount)::numeric)))
+);
+
+ALTER TABLE ONLY bj.debts FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.debts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME bj.debts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE bj.idempotency (
     user_id bigint NOT NULL,
     key text NOT NULL,
@@ -346,6 +368,29 @@ CREATE TABLE bj.settings (
 
 ALTER TABLE ONLY bj.settings FORCE ROW LEVEL SECURITY;
 
+CREATE TABLE bj.settlement_log (
+    id bigint NOT NULL,
+    market_id bigint NOT NULL,
+    action text NOT NULL,
+    journal bigint,
+    actor text NOT NULL,
+    reason text,
+    detail jsonb DEFAULT '{}'::jsonb NOT NULL,
+    at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT settlement_log_action_check CHECK ((action = ANY (ARRAY['resolve'::text, 'void'::text, 'unresolve'::text])))
+);
+
+ALTER TABLE ONLY bj.settlement_log FORCE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.settlement_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME bj.settlement_log_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 CREATE TABLE bj.throttle (
     key text NOT NULL,
     failures integer DEFAULT 0 NOT NULL,
@@ -449,6 +494,9 @@ ALTER TABLE ONLY bj.collateral
 ALTER TABLE ONLY bj.credentials
     ADD CONSTRAINT credentials_pkey PRIMARY KEY (user_id);
 
+ALTER TABLE ONLY bj.debts
+    ADD CONSTRAINT debts_pkey PRIMARY KEY (id);
+
 ALTER TABLE ONLY bj.idempotency
     ADD CONSTRAINT idempotency_pkey PRIMARY KEY (user_id, key);
 
@@ -475,6 +523,9 @@ ALTER TABLE ONLY bj.secrets
 
 ALTER TABLE ONLY bj.settings
     ADD CONSTRAINT settings_pkey PRIMARY KEY (key);
+
+ALTER TABLE ONLY bj.settlement_log
+    ADD CONSTRAINT settlement_log_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY bj.throttle
     ADD CONSTRAINT throttle_pkey PRIMARY KEY (key);
@@ -505,6 +556,8 @@ CREATE INDEX bots_waiting ON bj.bots USING btree (last_run_at NULLS FIRST, id) W
 
 CREATE INDEX collateral_market ON bj.collateral USING btree (market_id);
 
+CREATE INDEX debts_outstanding ON bj.debts USING btree (user_id) WHERE ((repaid)::numeric < (amount)::numeric);
+
 CREATE INDEX idempotency_expiring ON bj.idempotency USING btree (created_at) WHERE (key !~~ 'order:%'::text);
 
 CREATE INDEX ledger_market ON bj.ledger USING btree (market_id) WHERE (market_id IS NOT NULL);
@@ -526,6 +579,8 @@ CREATE INDEX orders_user ON bj.orders USING btree (user_id, id);
 CREATE INDEX orders_user_open ON bj.orders USING btree (user_id, id) WHERE (status = 'open'::text);
 
 CREATE INDEX positions_market ON bj.positions USING btree (market_id, outcome);
+
+CREATE INDEX settlement_log_market ON bj.settlement_log USING btree (market_id, id);
 
 CREATE INDEX trades_market_time ON bj.trades USING btree (market_id, created_at);
 
@@ -609,6 +664,8 @@ ALTER TABLE bj.collateral ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE bj.credentials ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE bj.debts ENABLE ROW LEVEL SECURITY;
+
 ALTER TABLE bj.idempotency ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE bj.ledger ENABLE ROW LEVEL SECURITY;
@@ -624,6 +681,8 @@ ALTER TABLE bj.pricing_models ENABLE ROW LEVEL SECURITY;
 ALTER TABLE bj.secrets ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE bj.settings ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.settlement_log ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE bj.throttle ENABLE ROW LEVEL SECURITY;
 

@@ -184,6 +184,8 @@ begin atomic
     'locked', (select coalesce(sum(c.amount), 0) from bj.collateral c where c.user_id = u.id),
     'escrow', (select coalesce(sum(o.locked_cash), 0) from bj.orders o
                 where o.user_id = u.id and o.status = 'open'),
+    'debt', (select coalesce(sum(d.amount - d.repaid), 0) from bj.debts d
+              where d.user_id = u.id and d.repaid < d.amount),
     'positions', coalesce((
       select jsonb_agg(jsonb_build_object('market', m.code, 'outcome', m.outcomes[p.outcome],
                'shares', p.shares, 'cost_basis', p.cost_basis,

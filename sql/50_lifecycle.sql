@@ -404,6 +404,9 @@ begin
          closed_at = coalesce(m.closed_at, least(m.close_at, clock_timestamp()), clock_timestamp()),
          settled_at = clock_timestamp()
    where m.id = v_market.id returning * into v_market;
+  insert into bj.settlement_log (market_id, action, journal, actor, detail)
+  values (v_market.id, 'resolve', v_journal, session_user,
+          jsonb_build_object('payouts', resolve_market_split.payouts, 'paid_out', v_paid));
   return bj.market_json(v_market) || jsonb_build_object('accounts_paid', v_accounts,
     'paid_out', v_paid::numeric(24, 6), 'returned_to_house', v_pool::numeric(24, 6));
 end $$;
@@ -484,6 +487,203 @@ begin
          closing_prices = bj.display_prices(bj.market_prices(m)),
          closed_at = coalesce(m.closed_at, clock_timestamp())
    where m.id = v_market.id returning * into v_market;
+  insert into bj.settlement_log (market_id, action, journal, actor, detail)
+  values (v_market.id, 'void', v_journal, session_user, jsonb_build_object('house_shortfall', v_total_shortfall));
   return bj.market_json(v_market) || jsonb_build_object('house_shortfall', v_total_shortfall::numeric(24, 6));
 end $$;
 grant execute on function admin.void_market(text) to service_role;
+
+---------------------------------------------------------------------------------------------
+-- Undoing a resolution (docs/dba.md, "Undoing a resolution")
+
+-- What unresolving a market would do to each account its resolution paid: what comes back out of
+-- the balance (the resolution's net payment: collateral released plus payout), what of it the
+-- balance cannot cover (the trader's debt), and the shares put back. p_market is locked by the
+-- caller, or only read (a preview). The resolution is the market's last settlement.
+create or replace function bj.unresolution(p_market bj.markets)
+returns table (user_id bigint, username text, taken_back numeric, debt numeric, shares_restored numeric)
+language sql stable
+begin atomic
+  with res as (select s.journal from bj.settlement_log s
+                where s.market_id = p_market.id order by s.id desc limit 1),
+  moves as (select l.user_id,
+                   sum(case when l.asset <> 'coin' then 0
+                            when l.debit = bj.cash_account(l.user_id) then l.amount
+                            when l.credit = bj.cash_account(l.user_id) then -l.amount else 0 end) as paid,
+                   sum(case when l.asset = 'coin' then 0
+                            when l.credit like 'pos:%' then l.amount else -l.amount end) as shares
+              from bj.ledger l
+             where l.journal = (select r.journal from res r) and l.market_id = p_market.id
+               and l.user_id is not null
+             group by l.user_id)
+  select u.id, u.username, mv.paid, greatest(0, mv.paid - u.balance), mv.shares
+    from moves mv join bj.users u on u.id = mv.user_id
+   order by u.id;
+end;
+
+-- Every account's part in unresolving a market, committing nothing (dba/unresolve.sql shows it).
+create or replace function admin.preview_unresolve(code text)
+returns table (username text, taken_back numeric, debt numeric, shares_restored numeric)
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  v_market bj.markets := bj.find_market(preview_unresolve.code);
+begin
+  if v_market.status <> 'resolved' then
+    perform bj.raise('BJ008', format('%s is %s, not resolved', v_market.code, v_market.status));
+  end if;
+  return query
+    select x.username, x.taken_back::numeric(24, 6), x.debt::numeric(24, 6), x.shares_restored::numeric(24, 6)
+      from bj.unresolution(v_market) x order by x.taken_back desc, x.username;
+end $$;
+revoke execute on function admin.preview_unresolve(text) from public;
+grant execute on function admin.preview_unresolve(text) to service_role;
+
+-- Reverse a resolution that was a mistake: every posting of its journal is posted back the
+-- other way (the ledger is never edited), so each position, collateral and the pool are what they
+-- were just before it, and each balance gives back what the resolution paid it. Where a winner
+-- has spent that payout, the balance stops at zero and the rest is the trader's debt
+-- (bj.debts), which the house carries until admin.collect_debts takes it from later credits.
+-- The orders the resolution cancelled stay cancelled (their escrow is back in the balance).
+-- The market is closed again, or, with reopen_until, open until then. The login and the reason
+-- are logged (bj.settlement_log); the market can then be resolved again.
+create or replace function admin.unresolve_market(code text, reason text,
+                                                  reopen_until timestamptz default null)
+returns jsonb
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_market bj.markets;
+  v_resolution bj.settlement_log;
+  v_journal bigint := nextval('bj.journal_seq');
+  v_u record;
+  v_accounts int := 0;
+  v_taken numeric := 0;
+  v_debt numeric := 0;
+  v_balance numeric;
+  v_owed numeric;
+begin
+  if unresolve_market.reason is null or length(btrim(unresolve_market.reason)) not between 1 and 500 then
+    perform bj.raise('BJ021', 'a reason (1 to 500 characters) is required: it is logged with the reversal');
+  end if;
+  if unresolve_market.reopen_until is not null and unresolve_market.reopen_until <= clock_timestamp() then
+    perform bj.raise('BJ021', 'reopen_until must be in the future');
+  end if;
+  select * into v_market from bj.markets m where m.code = unresolve_market.code for no key update;
+  if not found then
+    perform bj.raise('BJ010', unresolve_market.code);
+  end if;
+  if v_market.status <> 'resolved' then
+    perform bj.raise('BJ008', format('%s is %s, not resolved', v_market.code, v_market.status));
+  end if;
+  select * into v_resolution from bj.settlement_log s where s.market_id = v_market.id order by s.id desc limit 1;
+
+  -- each account the resolution paid gives it back; what its balance cannot cover the house
+  -- lends it first, as a debt
+  for v_u in select * from bj.unresolution(v_market) x order by x.user_id loop
+    select u.balance into v_balance from bj.users u where u.id = v_u.user_id for no key update;
+    v_owed := greatest(0, v_u.taken_back - v_balance);
+    if v_owed > 0 then
+      perform bj.post(v_journal, 'debt', 'coin', 'house', bj.cash_account(v_u.user_id), v_owed,
+                      v_u.user_id, v_market.id);
+      insert into bj.debts (market_id, user_id, amount) values (v_market.id, v_u.user_id, v_owed);
+      v_debt := v_debt + v_owed;
+    end if;
+    update bj.users u set balance = v_balance + v_owed - v_u.taken_back where u.id = v_u.user_id;
+    v_taken := v_taken + v_u.taken_back;
+    v_accounts := v_accounts + 1;
+  end loop;
+
+  -- every posting of the resolution, the other way round
+  insert into bj.ledger (journal, kind, asset, credit, debit, amount, user_id, market_id)
+  select v_journal, 'unresolve', l.asset, l.debit, l.credit, l.amount, l.user_id, l.market_id
+    from bj.ledger l where l.journal = v_resolution.journal and l.market_id = v_market.id
+   order by l.id;
+
+  -- the caches those accounts keep: collateral, positions, the pool
+  update bj.collateral c set amount = c.amount + r.amount
+    from (select l.user_id, sum(l.amount) as amount from bj.ledger l
+           where l.journal = v_resolution.journal and l.market_id = v_market.id and l.asset = 'coin'
+             and l.credit = bj.collateral_account(l.user_id, v_market.id)
+           group by l.user_id) r
+   where c.user_id = r.user_id and c.market_id = v_market.id;
+  update bj.positions p set shares = p.shares + r.shares
+    from (select l.user_id, l.asset,
+                 sum(case when l.credit like 'pos:%' then l.amount else -l.amount end) as shares
+            from bj.ledger l
+           where l.journal = v_resolution.journal and l.market_id = v_market.id and l.asset <> 'coin'
+           group by l.user_id, l.asset) r
+   where p.user_id = r.user_id and p.market_id = v_market.id
+     and bj.share_asset(v_market.id, p.outcome) = r.asset;
+  update bj.markets m
+     set status = case when unresolve_market.reopen_until is null then 'closed' else 'open' end,
+         close_at = coalesce(unresolve_market.reopen_until, m.close_at),
+         closed_at = case when unresolve_market.reopen_until is null then m.closed_at end,
+         payouts = null, closing_prices = null, settled_at = null,
+         pool = (select coalesce(sum(case when l.credit = bj.pool_account(m.id) then l.amount else -l.amount end), 0)
+                   from bj.ledger l
+                  where l.journal = v_resolution.journal and l.market_id = m.id and l.asset = 'coin'
+                    and bj.pool_account(m.id) in (l.credit, l.debit)),
+         version = m.version + 1, changed_xid = pg_current_xact_id()
+   where m.id = v_market.id returning * into v_market;
+
+  insert into bj.settlement_log (market_id, action, journal, actor, reason, detail)
+  values (v_market.id, 'unresolve', v_journal, session_user, btrim(unresolve_market.reason),
+          jsonb_build_object('undoes', v_resolution.id, 'taken_back', v_taken, 'debt', v_debt));
+  return bj.market_json(v_market) || jsonb_build_object('accounts', v_accounts,
+    'taken_back', v_taken::numeric(24, 6), 'debt', v_debt::numeric(24, 6));
+end $$;
+revoke execute on function admin.unresolve_market(text, text, timestamptz) from public;
+grant execute on function admin.unresolve_market(text, text, timestamptz) to service_role;
+
+-- Collect what traders owe (bj.debts) from their balances, oldest debt first, as far as each
+-- balance allows; at most p_max debts per call, skipping traders busy trading (their turn comes
+-- next call). Answers the total collected.
+create or replace function admin.collect_debts(max_debts int default 1000) returns numeric
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_journal bigint := nextval('bj.journal_seq');
+  v_d record;
+  v_take numeric;
+  v_total numeric := 0;
+begin
+  for v_d in select d.id, d.user_id, d.market_id, d.amount - d.repaid as owed
+               from bj.debts d where d.repaid < d.amount
+              order by d.id limit greatest(0, coalesce(collect_debts.max_debts, 1000)) loop
+    perform 1 from bj.users u where u.id = v_d.user_id for no key update skip locked;
+    continue when not found;
+    select least(u.balance, v_d.owed) into v_take from bj.users u where u.id = v_d.user_id;
+    continue when v_take <= 0;
+    perform bj.post(v_journal, 'debt_paid', 'coin', bj.cash_account(v_d.user_id), 'house', v_take,
+                    v_d.user_id, v_d.market_id);
+    update bj.users u set balance = u.balance - v_take where u.id = v_d.user_id;
+    update bj.debts d set repaid = d.repaid + v_take where d.id = v_d.id;
+    v_total := v_total + v_take;
+  end loop;
+  return v_total;
+end $$;
+revoke execute on function admin.collect_debts(int) from public;
+grant execute on function admin.collect_debts(int) to service_role;
+
+-- The settlements and their reversals, newest first: who, when, why (the DBA's audit trail).
+create or replace function admin.settlement_log(market text default null, max_rows int default 100)
+returns table (at timestamptz, market text, action text, actor text, reason text, detail jsonb)
+language sql stable security definer set search_path = ''
+begin atomic
+  select s.at, m.code, s.action, s.actor, s.reason, s.detail
+    from bj.settlement_log s join bj.markets m on m.id = s.market_id
+   where settlement_log.market is null or m.code = settlement_log.market
+   order by s.id desc limit greatest(0, coalesce(settlement_log.max_rows, 100));
+end;
+revoke execute on function admin.settlement_log(text, int) from public;
+grant execute on function admin.settlement_log(text, int) to service_role;
+
+-- What traders owe and have repaid.
+create or replace function admin.debts()
+returns table (username text, market text, amount numeric, repaid numeric, owed numeric, at timestamptz)
+language sql stable security definer set search_path = ''
+begin atomic
+  select u.username, m.code, d.amount::numeric, d.repaid::numeric, (d.amount - d.repaid)::numeric, d.at
+    from bj.debts d join bj.users u on u.id = d.user_id join bj.markets m on m.id = d.market_id
+   order by d.id;
+end;
+revoke execute on function admin.debts() from public;
+grant execute on function admin.debts() to service_role;

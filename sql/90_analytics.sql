@@ -317,19 +317,24 @@ select format('%s-%s', floor(c.closing_price * 10) / 10, floor(c.closing_price *
  group by floor(c.closing_price * 10);
 
 -- The house's results per market: subsidy paid in, fees earned (net of void refunds), what
--- came back at settlement, shortfalls carried on voids; pnl is fees + returned − subsidy −
+-- came back at settlement (less what an unresolution put back), shortfalls carried on voids
+-- and debts not yet collected after an unresolution; pnl is fees + returned − subsidy −
 -- shortfall (for unsettled markets, returned is still 0).
 create or replace view analytics.house_pnl as
 select m.code as market, analytics.market_status(m.id) as status, m.subsidy::numeric,
        coalesce(sum(l.amount) filter (where l.debit = 'fees'), 0)
          - coalesce(sum(l.amount) filter (where l.credit = 'fees'), 0) as fees,
-       coalesce(sum(l.amount) filter (where l.kind = 'settle' and l.debit = 'house'), 0) as returned,
-       coalesce(sum(l.amount) filter (where l.kind = 'shortfall'), 0) as shortfall,
+       coalesce(sum(l.amount) filter (where l.kind = 'settle' and l.debit = 'house'), 0)
+         - coalesce(sum(l.amount) filter (where l.kind = 'unresolve' and l.credit = 'house'), 0) as returned,
+       coalesce(sum(l.amount) filter (where l.kind in ('shortfall', 'debt')), 0)
+         - coalesce(sum(l.amount) filter (where l.kind = 'debt_paid'), 0) as shortfall,
        coalesce(sum(l.amount) filter (where l.debit = 'fees'), 0)
          - coalesce(sum(l.amount) filter (where l.credit = 'fees'), 0)
          + coalesce(sum(l.amount) filter (where l.kind = 'settle' and l.debit = 'house'), 0)
+         - coalesce(sum(l.amount) filter (where l.kind = 'unresolve' and l.credit = 'house'), 0)
          - m.subsidy
-         - coalesce(sum(l.amount) filter (where l.kind = 'shortfall'), 0) as pnl
+         - coalesce(sum(l.amount) filter (where l.kind in ('shortfall', 'debt')), 0)
+         + coalesce(sum(l.amount) filter (where l.kind = 'debt_paid'), 0) as pnl
   from bj.markets m left join bj.ledger l on l.market_id = m.id and l.asset = 'coin'
  group by m.id;
 

@@ -192,3 +192,26 @@ def test_each_database_prunes_its_keys_every_minute_by_pg_cron(db_url):
     assert cron("select count(*) from cron.job where jobname = %s", f"betjee-prune-keys:{scratch}") == [(1,)]
     subprocess.run([*DB, "drop", ADMIN_URL, scratch], check=True, env=env)
     assert cron("select count(*) from cron.job where jobname = %s", f"betjee-prune-keys:{scratch}") == [(0,)]
+
+
+def test_unresolve_script_dry_runs_then_unresolves_as_the_dba(dba_url, db, make_market, make_user):
+    market = make_market()
+    winner, loser = make_user()["user_id"], make_user()["user_id"]
+    rpc_sql(db, winner, "trade", market=market, outcome="YES", side="buy", shares=Decimal(10))
+    rpc_sql(db, loser, "trade", market=market, outcome="NO", side="buy", shares=Decimal(4))
+    before = db.execute("select balance from bj.users where id = %s", [winner]).fetchone()["balance"]
+    psql(dba_url, "resolve.sql", market=market, outcome="YES")
+
+    out = psql(dba_url, "unresolve.sql", market=market)
+    assert "a reason is required" in out
+    out = psql(dba_url, "unresolve.sql", market=market, reason="wrong outcome", dry_run="1")
+    assert "dry run: nothing was committed" in out and "10.000000" in out
+    assert db.execute("select status from bj.markets where code = %s", [market]).fetchone()["status"] == "resolved"
+
+    out = psql(dba_url, "unresolve.sql", market=market, reason="wrong outcome")
+    assert "committed" in out and f"unresolve | {DBA}" in out.replace("  ", " ")
+    assert db.execute("select status from bj.markets where code = %s", [market]).fetchone()["status"] == "closed"
+    assert db.execute("select balance from bj.users where id = %s", [winner]).fetchone()["balance"] == before
+    log = db.execute("select actor, reason from bj.settlement_log s join bj.markets m on m.id = s.market_id"
+                     " where m.code = %s order by s.id desc limit 1", [market]).fetchone()
+    assert log == {"actor": DBA, "reason": "wrong outcome"}
