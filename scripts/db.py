@@ -105,7 +105,9 @@ def schema(url: str) -> str:
     return SCHEMA_HEADER + "\n".join(out).strip() + "\n"
 
 
-JOB = "betjee-prune-keys:{}"
+JOB = "betjee-housekeeping:{}"
+LEGACY_JOB = "betjee-prune-keys:{}"
+HOUSEKEEPING = "select admin.prune_idempotency(), admin.collect_debts()"
 
 
 def cron_database(url: str) -> str | None:
@@ -119,7 +121,8 @@ def cron_database(url: str) -> str | None:
 
 def schedule(url: str) -> None:
     """Where the server runs pg_cron (the embedded cluster does), this database's housekeeping
-    is scheduled there: admin.prune_idempotency every minute. Elsewhere nothing is (docs/dba.md
+    is scheduled there: admin.prune_idempotency and admin.collect_debts every minute. Elsewhere
+    nothing is (docs/dba.md
     says how); BETJEE_NO_CRON=1 skips it (a template database must have no one connected)."""
     name = conninfo_to_dict(url).get("dbname")
     cron = cron_database(url)
@@ -128,10 +131,12 @@ def schedule(url: str) -> None:
     try:
         with psycopg.connect(with_dbname(url, cron), autocommit=True) as conn:
             if conn.execute("select 1 from pg_extension where extname = 'pg_cron'").fetchone():
-                conn.execute("select cron.schedule_in_database(%s, '* * * * *', "
-                             "'select admin.prune_idempotency()', %s)", [JOB.format(name), name])
+                conn.execute("select cron.unschedule(j.jobid) from cron.job j where j.jobname = %s",
+                             [LEGACY_JOB.format(name)])
+                conn.execute("select cron.schedule_in_database(%s, '* * * * *', %s, %s)",
+                             [JOB.format(name), HOUSEKEEPING, name])
     except psycopg.Error as exc:
-        print(f"admin.prune_idempotency not scheduled ({exc}): docs/dba.md says how", file=sys.stderr)
+        print(f"housekeeping not scheduled ({exc}): docs/dba.md says how", file=sys.stderr)
 
 
 def unschedule(url: str) -> None:
@@ -142,8 +147,8 @@ def unschedule(url: str) -> None:
     try:
         with psycopg.connect(with_dbname(url, cron), autocommit=True) as conn:
             if conn.execute("select 1 from pg_extension where extname = 'pg_cron'").fetchone():
-                conn.execute("select cron.unschedule(j.jobid) from cron.job j where j.jobname = %s",
-                             [JOB.format(name)])
+                conn.execute("select cron.unschedule(j.jobid) from cron.job j where j.jobname = any(%s)",
+                             [[JOB.format(name), LEGACY_JOB.format(name)]])
     except psycopg.Error as exc:
         print(f"the job of {name} not unscheduled: {exc}", file=sys.stderr)
 
