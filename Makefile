@@ -10,10 +10,10 @@ DBURL = $(or $(DATABASE_URL),$(shell scripts/cluster.sh url))
 # The token signing secret, shared by the database and the HTTP layer.
 export BETJEE_JWT_SECRET := $(shell scripts/secret.sh)
 
-.PHONY: help deps db dburl psql analyst stop migrate rollback seed run test lint bench mutate schema
+.PHONY: help deps db dburl psql analyst stop migrate rollback seed run test lint bench mutate schema backup
 
 help:
-	@echo "make run | test | db | dburl | psql | analyst | stop | migrate | rollback | lint | bench | mutate"
+	@echo "make run | test | db | dburl | psql | analyst | stop | migrate | rollback | lint | bench | mutate | backup"
 
 deps:
 	@scripts/deps.sh
@@ -39,6 +39,11 @@ stop:
 	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh stop
 
 migrate: db
+
+# a base backup into .backups (BETJEE_BACKUP_DIR), WAL archived since: dba/restore.sh restores to
+# any later moment (docs/dba.md); of DATABASE_URL's server when it is set
+backup: deps
+	@dba/backup.sh
 
 rollback: deps
 	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
