@@ -562,6 +562,8 @@ CREATE INDEX idempotency_expiring ON bj.idempotency USING btree (created_at) WHE
 
 CREATE INDEX ledger_market ON bj.ledger USING btree (market_id) WHERE (market_id IS NOT NULL);
 
+CREATE INDEX ledger_paid_in ON bj.ledger USING btree (kind) WHERE (kind = ANY (ARRAY['signup_bonus'::text, 'transfer'::text]));
+
 CREATE INDEX ledger_user ON bj.ledger USING btree (user_id) WHERE (user_id IS NOT NULL);
 
 CREATE INDEX orders_asks ON bj.orders USING btree (market_id, outcome, price, id) WHERE ((status = 'open'::text) AND (kind = 'limit'::text) AND (side = 'sell'::text));

@@ -263,18 +263,42 @@ select u.username, m.code as market, m.outcomes[p.outcome] as outcome, p.shares:
 -- escrowed coins) and positions marked to market (with the shares resting asks escrow).
 -- profit is net worth less the bonuses received.
 create or replace view analytics.leaderboard as
-with worth as (
+with prices as materialized (  -- each market priced once
+  select m.id, bj.display_prices(bj.market_prices(m)) as p from bj.markets m
+), held as (
+  select p.user_id, sum(round(p.shares * pr.p[p.outcome], 6)) as value
+    from bj.positions p join prices pr on pr.id = p.market_id
+   where p.shares <> 0
+   group by p.user_id
+), resting as (
+  select o.user_id, sum(o.locked_cash) as cash,
+         coalesce(sum(round(o.locked_shares * pr.p[o.outcome], 6)) filter (where o.locked_shares > 0), 0) as shares
+    from bj.orders o join prices pr on pr.id = o.market_id
+   where o.status = 'open'
+   group by o.user_id
+), locked as (
+  select c.user_id, sum(c.amount) as amount from bj.collateral c where c.amount <> 0 group by c.user_id
+), paid as (  -- analytics.paid_in for everyone at once: bonuses, and transfers to and from each cash account
+  select x.user_id, sum(x.amount) as amount
+    from bj.ledger l
+    cross join lateral (select l.user_id, l.amount where l.kind = 'signup_bonus'
+                        union all
+                        select split_part(a.account, ':', 2)::bigint, a.amount
+                          from (values (l.debit, l.amount), (l.credit, -l.amount)) a(account, amount)
+                         where l.kind = 'transfer' and a.account like 'cash:%') x(user_id, amount)
+   where l.kind in ('signup_bonus', 'transfer')
+   group by x.user_id
+), worth as (
   select u.id, u.username, u.balance::numeric as balance,
-         coalesce((select sum(c.amount) from bj.collateral c where c.user_id = u.id), 0)
-           + coalesce((select sum(o.locked_cash) from bj.orders o where o.user_id = u.id and o.status = 'open'), 0)
-           as locked,
-         coalesce((select sum(v.value) from analytics.positions v where v.username = u.username), 0)
-           + coalesce((select sum(round(o.locked_shares * (analytics.market_prices(o.market_id))[o.outcome], 6))
-                         from bj.orders o where o.user_id = u.id and o.status = 'open' and o.locked_shares > 0), 0)
-           as positions_value,
-         analytics.paid_in(u.id) as paid_in,
-         u.is_bot
-    from bj.users u where u.disabled_at is null)
+         coalesce(c.amount, 0) + coalesce(r.cash, 0) as locked,
+         coalesce(h.value, 0) + coalesce(r.shares, 0) as positions_value,
+         coalesce(pd.amount, 0) as paid_in, u.is_bot
+    from bj.users u
+    left join held h on h.user_id = u.id
+    left join resting r on r.user_id = u.id
+    left join locked c on c.user_id = u.id
+    left join paid pd on pd.user_id = u.id
+   where u.disabled_at is null)
 select rank() over (order by w.balance + w.locked + w.positions_value desc) as rank, w.username,
        w.balance, w.locked, w.positions_value, w.balance + w.locked + w.positions_value as net_worth,
        w.balance + w.locked + w.positions_value - w.paid_in as profit, w.is_bot

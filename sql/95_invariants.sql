@@ -4,7 +4,7 @@
 
 create or replace function admin.check_invariants()
 returns table (invariant text, subject text, expected numeric, actual numeric)
-language sql stable security definer set search_path = ''
+language sql stable security definer set search_path = '' set jit = off  -- (migration 0015)
 begin atomic
   with bal as (select * from bj.ledger_balances),
   checks as (
