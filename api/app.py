@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import signal
 import time
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 
-from api import docs, metrics, rpc, runner, stream, web
+from api import docs, metrics, replicas, rpc, runner, stream, web
 from api.address import client_address, trusted_proxies
 from api.auth import ANON, AuthError, identify, secret
 from api.errors import Statuses, error
@@ -45,7 +46,21 @@ def api_conninfo() -> str:
     """The HTTP layer logs in as `authenticator`, which may only SET ROLE anon/authenticated."""
     if os.environ.get("BETJEE_API_DATABASE_URL"):
         return os.environ["BETJEE_API_DATABASE_URL"]
-    params = conninfo_to_dict(os.environ["BETJEE_DATABASE_URL"])
+    return as_authenticator(os.environ["BETJEE_DATABASE_URL"])
+
+
+def replica_conninfos() -> list[str]:
+    """BETJEE_REPLICA_URL: URLs of hot standbys, separated by spaces (a comma belongs to a
+    multi-host URL), each logged in to as the primary is: as `authenticator`, unless the
+    primary's login is given whole (BETJEE_API_DATABASE_URL), when they are used as given."""
+    urls = os.environ.get("BETJEE_REPLICA_URL", "").split()
+    if os.environ.get("BETJEE_API_DATABASE_URL"):
+        return urls
+    return [as_authenticator(url) for url in urls]
+
+
+def as_authenticator(url: str) -> str:
+    params = conninfo_to_dict(url)
     params["user"] = "authenticator"
     params.pop("password", None)
     if os.environ.get("BETJEE_AUTHENTICATOR_PASSWORD"):
@@ -75,6 +90,15 @@ async def lifespan(app: Starlette):
                                reconnect_timeout=2, open=False, kwargs={"autocommit": True})
     await pool.open(wait=False)
     app.state.pool = pool
+    # read replicas (none unless BETJEE_REPLICA_URL names them): api/replicas.py
+    app.state.replicas = None
+    watcher = None
+    if replica_conninfos():
+        app.state.replicas = replicas.Replicas(
+            conninfo, replica_conninfos(), size,
+            float(os.environ.get("BETJEE_REPLICA_MAX_LAG_S", "5")))
+        await app.state.replicas.open()
+        watcher = asyncio.create_task(app.state.replicas.watch())
     app.state.trusted = trusted_proxies()
     app.state.limits = {}
 
@@ -92,7 +116,7 @@ async def lifespan(app: Starlette):
     app.state.pool_check = None
     app.state.broadcaster = stream.Broadcaster(
         conninfo, int(os.environ.get("BETJEE_STREAM_INTERVAL_MS", "100")) / 1000, refresh,
-        check_pool_soon)
+        check_pool_soon, app.state.replicas)
     app.state.metrics = metrics.Metrics(app.state)
     task = asyncio.create_task(app.state.broadcaster.run())
     end_streams_on_stop(app.state.broadcaster)
@@ -104,6 +128,10 @@ async def lifespan(app: Starlette):
     task.cancel()
     if bots:
         bots.cancel()
+    if watcher:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+        await app.state.replicas.close()
     await pool.close()
 
 
@@ -228,8 +256,13 @@ async def invoke(name: str, fn: rpc.Function, args: dict, who, request: Request,
                      "in time", headers={"Retry-After": "1"})
     except psycopg.Error as exc:
         return database_error(exc, f"api.{name}", who.anonymous)
-    return Response(answer.body, status_code=answer.status, headers=answer.headers,
-                    media_type="application/json")
+    response = Response(answer.body, status_code=answer.status, headers=answer.headers,
+                        media_type="application/json")
+    if answer.position:  # a write, with replicas about: the caller's reads must see it
+        response.set_cookie(replicas.COOKIE, format(replicas.position(answer.position), "x"),
+                            max_age=math.ceil(app.state.replicas.max_lag), path="/",
+                            httponly=True, samesite="strict", secure=web.secure(request))
+    return response
 
 
 def cross_origin() -> Response:
@@ -264,16 +297,55 @@ async def session(request: Request) -> Response:
     # (the token is the database's own answer: its claims are read, not verified again)
     claims = jwt.decode(token, options={"verify_signature": False})
     out = JSONResponse({**answer, "logged_in": True, "user_id": int(claims["sub"])})
+    for cookie in response.headers.getlist("set-cookie"):  # (the write's position)
+        out.headers.append("set-cookie", cookie)
     web.set_session(out, request, token, int(claims["exp"] - time.time()))
     return out
 
 
 async def call(fn: rpc.Function, query: rpc.Query, who, request: Request,
                readonly: bool) -> rpc.Answer:
+    """On a replica if the function only reads and one has replayed the caller's last write
+    (architecture.md §17), else on the primary."""
     ip = client_address(request, app.state.trusted)
+    standbys = app.state.replicas
+    callers = [f"address:{ip}"] + ([] if who.anonymous else [f"user:{who.claims['sub']}"])
+    if fn.readonly and standbys is not None:
+        replica = standbys.pick(standbys.needed(callers, request.cookies.get(replicas.COOKIE)))
+        if replica is not None:
+            try:
+                answer = await on_replica(replica, lambda conn: rpc.call(
+                    conn, fn, query, who, ip, readonly, early_release=False))
+            except psycopg.Error:  # the function's own refusal, answered by the replica
+                app.state.metrics.read(replica.name)
+                raise
+            if answer is not None:
+                app.state.metrics.read(replica.name)
+                return answer
+    if fn.readonly:
+        app.state.metrics.read("primary")
     wait = WAIT_DOWN_S if database_down() else WAIT_S
     async with app.state.pool.connection(timeout=wait) as conn:
-        return await rpc.call(conn, fn, query, who, ip, readonly, app.state.catalog.early_release)
+        answer = await rpc.call(conn, fn, query, who, ip, readonly, app.state.catalog.early_release,
+                                position=standbys is not None)
+    if answer.position:
+        standbys.wrote(callers, replicas.position(answer.position))
+    return answer
+
+
+async def on_replica(replica: replicas.Replica, work):
+    """work(connection) on the replica; None when the primary must answer instead (the replica
+    is lost, busy, or refuses what a standby cannot do). Reads only: trying twice is harmless."""
+    try:
+        async with replica.pool.connection(timeout=replicas.ANSWER_S) as conn:
+            return await work(conn)
+    except PoolTimeout:
+        return None
+    except psycopg.Error as exc:
+        if not replicas.elsewhere(exc):
+            raise
+        app.state.replicas.failed(replica, exc)
+        return None
 
 
 def database_error(exc: psycopg.Error, call: str, anonymous: bool) -> Response:
@@ -341,14 +413,29 @@ async def changes_stream(request: Request) -> Response:
     except TimeoutError:
         return unreachable("the stream has no connection to the database")
     sub, live_from = broadcaster.subscribe()
+    at = broadcaster.position  # where the live cursor's state lies in the WAL
     missed = None
     if last_id is not None:  # what changed between the client's cursor and the live one
-        try:
-            async with app.state.pool.connection() as conn, conn.transaction():
+        async def catch_up(conn: psycopg.AsyncConnection, replica: bool = False) -> str | None:
+            async with conn.transaction():
                 await conn.execute("set local role anon")
+                if replica and not await replicas.Replicas.replayed(conn, at):
+                    return None
                 row = await (await conn.execute("select api.changes_between(%s, %s)::text",
                                                 [last_id, live_from])).fetchone()
-            missed = row[0]
+            return row[0]
+        try:
+            # on a replica that has replayed as far as the live cursor (or further: the feed's
+            # own, mostly), else the primary: a server further behind would miss what lies
+            # between
+            replica = app.state.replicas and app.state.replicas.pick(prefer=broadcaster.source())
+            if replica:
+                missed = await on_replica(replica, lambda conn: catch_up(conn, replica=True))
+            if missed is None:
+                replica = None
+                async with app.state.pool.connection() as conn:
+                    missed = await catch_up(conn)
+            app.state.metrics.read(replica.name if replica else "primary")
         except PoolTimeout:
             broadcaster.unsubscribe(sub)
             return unreachable("no database connection became free in time")

@@ -1,7 +1,9 @@
 """GET /metrics: the server as Prometheus sees it (text format, `prometheus-client`).
 
 Requests by function and status, with their latency; the database pool (size, in use, waiting);
-the stream (subscribers, events sent); whether the database is reachable. What the exchange
+the stream (subscribers, events sent); whether the database is reachable; with read replicas,
+which database answered each read and each read of the stream's feed, and whether each replica
+serves and how far behind it is. What the exchange
 holds (markets, money, trades) is the database's to say, in `analytics.*`; nothing here reads it.
 
 Closed to the public: only the addresses in BETJEE_METRICS_ALLOW (addresses or networks,
@@ -48,7 +50,13 @@ class Metrics:
         self.latency = Histogram("betjee_request_seconds", "Time to answer an RPC call, by function",
                                  ["function"], registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.reads = Counter("betjee_reads", "Calls of read-only functions answered, by the "
+                             "database that answered them (primary, replica1, replica2, ...)",
+                             ["database"], registry=self.registry)
         self.registry.register(self)
+
+    def read(self, database: str) -> None:
+        self.reads.labels(database).inc()
 
     def observe(self, function: str, status: int, started: float) -> None:
         name = function if function in self.state.catalog.functions else UNKNOWN
@@ -73,6 +81,22 @@ class Metrics:
         yield GaugeMetricFamily("betjee_database_up",
                                 "1 while the stream's connection reaches the database, else 0",
                                 1 if broadcaster.connected.is_set() else 0)
+        polls = CounterMetricFamily("betjee_stream_polls", "Reads of the change feed by the "
+                                    "stream, by the database that answered", labels=["database"])
+        for database, n in sorted(broadcaster.polls.items()):
+            polls.add_metric([database], n)
+        yield polls
+        if self.state.replicas is not None:
+            serving = GaugeMetricFamily("betjee_replica_serving", "1 while a replica serves reads",
+                                        labels=["replica"])
+            lag = GaugeMetricFamily("betjee_replica_lag_seconds", "How far behind the primary a "
+                                    "replica was when last asked (+Inf: not answering)",
+                                    labels=["replica"])
+            for r in self.state.replicas.members:
+                serving.add_metric([r.name], 1 if r.serving else 0)
+                lag.add_metric([r.name], r.lag)
+            yield serving
+            yield lag
 
     def describe(self):
         return []

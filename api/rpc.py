@@ -9,7 +9,7 @@ cast to the declared type. The jsonb result is returned as PostgreSQL rendered i
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -34,7 +34,11 @@ CAN_CONFIRM = ("select has_function_privilege("
                "'pg_catalog.pg_logical_emit_message(boolean, text, text)', 'execute')")
 # A transaction that writes one WAL record (a logical message naming the database) and so
 # commits synchronously: its flush covers every commit record before it.
-DURABLE = "select pg_logical_emit_message(true, 'betjee.durable', current_database()::text)"
+DURABLE = ("select pg_logical_emit_message(true, 'betjee.durable', current_database()::text)"
+           "::text")
+# Where a write that committed synchronously lies in the WAL: no further than this (written,
+# so that a replica will replay as far).
+WRITTEN = "select pg_current_wal_lsn()::text"
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,7 @@ class Answer:
     body: str
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    position: str | None = None  # a write's WAL position (pg_lsn), when asked for
 
 
 def _answer(body: str | None, status: str | None, headers: str | None) -> Answer:
@@ -194,7 +199,8 @@ def _answer(body: str | None, status: str | None, headers: str | None) -> Answer
 
 
 async def call(conn: AsyncConnection, fn: Function, prepared: Query, who: Identity,
-               ip: str | None, readonly: bool, early_release: bool) -> Answer:
+               ip: str | None, readonly: bool, early_release: bool,
+               position: bool = False) -> Answer:
     """One request, one transaction: role and claims set locally, then the function. The
     statements go out pipelined, so the commit follows the call without a network round trip
     (a trade's row locks are held no longer than its work).
@@ -205,7 +211,11 @@ async def call(conn: AsyncConnection, fn: Function, prepared: Query, who: Identi
     covers the write's commit record, which precedes it in the WAL. Nothing is answered before
     it is durable; a crash can only lose writes nobody was told about (in WAL order, so never
     one that a later durable write saw). Where the login may not write the second transaction
-    (early_release false), a write commits the ordinary way."""
+    (early_release false), a write commits the ordinary way.
+
+    With `position`, a write's answer carries a WAL position past its commit (the confirming
+    message's, or the written WAL's end after a synchronous commit): a replica that has
+    replayed that far shows the write (api/replicas.py)."""
     query, params = prepared
     confirm = early_release and not fn.readonly
     async with conn.pipeline():
@@ -218,7 +228,12 @@ async def call(conn: AsyncConnection, fn: Function, prepared: Query, who: Identi
                 " set_config('synchronous_commit', %s, true)",
                 [who.role, json.dumps(who.claims), ip or "", "off" if confirm else "on"])
             cursor = await conn.execute(query, params)
+        written = None
         if confirm:
-            await conn.execute(DURABLE)
+            written = await conn.execute(DURABLE)
+        elif position and not fn.readonly:
+            written = await conn.execute(WRITTEN)
         row = await cursor.fetchone()
-    return _answer(*row)
+        at = (await written.fetchone())[0] if written and position else None
+    answer = _answer(*row)
+    return replace(answer, position=at) if at else answer

@@ -10,6 +10,13 @@ cursor, that a crash could take back; and an idle exchange costs the stream no w
 subscriber that falls behind is dropped rather than buffered without bound: it reconnects
 with Last-Event-ID and catches up from its cursor with api.changes_between, without gaps or
 repeats.
+
+With read replicas (api/replicas.py), the changes are read on a replica that has replayed at
+least as far as the state the cursor was read in (the feed keeps to one while it can), else on
+the primary; the schema's notifications and the sweep stay on the primary, where they can be
+had and written. A replica holds only WAL the primary has flushed, so what it shows needs no
+confirming. Each cursor is kept with its WAL position (`position`), which says how far a
+server must have replayed to carry on from it (architecture.md §17).
 """
 
 from __future__ import annotations
@@ -17,16 +24,24 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import psycopg
 from psycopg import AsyncConnection
 
+from api import replicas as standbys
 from api.rpc import CAN_CONFIRM
 
 log = logging.getLogger("betjee.stream")
 # The forwarder's confirming transaction (api.rpc.DURABLE), under the stream's name in the WAL.
-DURABLE = "select pg_logical_emit_message(true, 'betjee.stream', current_database()::text)"
+DURABLE = ("select pg_logical_emit_message(true, 'betjee.stream', current_database()::text)"
+           "::text")
+# The change feed, with a WAL position no earlier than any commit its snapshot sees: on the
+# primary where WAL is inserted (confirming moves it on to the message's), on a replica where
+# replay has reached. (One statement: the position is read after the snapshot is taken.)
+CHANGES = "select api.changes(%s)::text, pg_current_wal_insert_lsn()::text"
+CHANGES_REPLAYED = "select api.changes(%s)::text, pg_last_wal_replay_lsn()::text"
 QUEUE_SIZE = 256
 HEARTBEAT_S = 15.0
 RETRY_S = 0.5  # between attempts to reach the database while it is away
@@ -38,8 +53,13 @@ class Broadcaster:
     database; when it gets the database back after losing it, it calls on_reconnect."""
 
     def __init__(self, conninfo: str, interval: float, on_schema: Callable[[], Awaitable[None]],
-                 on_reconnect: Callable[[], None] = lambda: None):
+                 on_reconnect: Callable[[], None] = lambda: None,
+                 replicas: standbys.Replicas | None = None):
         self.conninfo = conninfo
+        self.replicas = replicas
+        self.feed: tuple[standbys.Replica, AsyncConnection] | None = None  # the replica read
+        self.position = 0  # the cursor's WAL position
+        self.polls: Counter[str] = Counter()  # reads of the feed by database (GET /metrics)
         self.interval = interval
         self.on_schema = on_schema
         self.on_reconnect = on_reconnect
@@ -98,20 +118,64 @@ class Broadcaster:
             log.warning("closing expired orders: %s", exc)  # next time, then
 
     async def _changes(self, conn: AsyncConnection, since: str | None) -> str:
-        async with conn.transaction():  # read as a visitor; confirm (below) as the login role
-            await conn.execute("set local role anon")
-            row = await (await conn.execute("select api.changes(%s)::text", [since])).fetchone()
-        batch = json.loads(row[0])
+        row = await self._on_replica(since) if self.replicas else None
+        on_primary = row is None
+        if on_primary:
+            row = await self._read(conn, CHANGES, since)
+            self.polls["primary"] += 1
+        payload, position = row
+        batch = json.loads(payload)
         cursor = batch["cursor"]
         if since is not None and not _anything(batch):
             return since  # nothing new: the cursor stays where it was made durable
-        if self.confirm:
+        if self.confirm and on_primary:
             # every commit (and abort) this snapshot sees precedes this flush in the WAL
-            await conn.execute(DURABLE)
+            position = (await (await conn.execute(DURABLE)).fetchone())[0]
         if since is not None:
-            self._publish(since, cursor, row[0])
-        self.cursor = cursor
+            self._publish(since, cursor, payload)
+        self.cursor, self.position = cursor, standbys.position(position)
         return cursor
+
+    @staticmethod
+    async def _read(conn: AsyncConnection, query: str, since: str | None) -> tuple[str, str]:
+        async with conn.transaction():  # read as a visitor; confirm as the login role
+            await conn.execute("set local role anon")
+            return await (await conn.execute(query, [since])).fetchone()
+
+    async def _on_replica(self, since: str | None) -> tuple[str, str] | None:
+        """The feed read on a replica that has replayed as far as the cursor, None if none
+        can (the primary reads it then). The feed keeps to its replica while it serves."""
+        current = self.feed and self.feed[0]
+        replica = current if current and current.serving else self.replicas.pick(self.position)
+        if self.feed and current is not replica:
+            await self._drop_feed()
+        if replica is None:
+            return None
+        try:
+            if self.feed is None:
+                self.feed = (replica, await AsyncConnection.connect(
+                    replica.conninfo, autocommit=True, connect_timeout=2))
+            conn = self.feed[1]
+            async with conn.transaction():
+                await conn.execute("set local role anon")
+                if not await self.replicas.replayed(conn, self.position):
+                    return None
+                row = await (await conn.execute(CHANGES_REPLAYED, [since])).fetchone()
+        except (psycopg.Error, OSError) as exc:
+            self.replicas.failed(replica, exc)
+            await self._drop_feed()
+            return None
+        self.polls[replica.name] += 1
+        return row
+
+    async def _drop_feed(self) -> None:
+        if self.feed is not None:
+            _, conn = self.feed
+            self.feed = None
+            try:
+                await conn.close()
+            except (psycopg.Error, OSError):
+                pass
 
     def _publish(self, since: str, cursor: str, payload: str) -> None:
         for sub in list(self.subscribers):
@@ -128,6 +192,10 @@ class Broadcaster:
                 sub.queue.get_nowait()
             sub.queue.put_nowait(None)
         self.subscribers.clear()
+
+    def source(self) -> standbys.Replica | None:
+        """The replica the feed reads on (None: the primary)."""
+        return self.feed[0] if self.feed else None
 
     def subscribe(self) -> tuple[Subscriber, str | None]:
         sub = Subscriber()
