@@ -10,10 +10,10 @@ DBURL = $(or $(DATABASE_URL),$(shell scripts/cluster.sh url))
 # The token signing secret, shared by the database and the HTTP layer.
 export BETJEE_JWT_SECRET := $(shell scripts/secret.sh)
 
-.PHONY: help deps db dburl psql analyst stop migrate rollback seed run test lint bench mutate schema backup
+.PHONY: help deps db dburl psql analyst stop migrate rollback seed run test lint bench mutate schema backup replica
 
 help:
-	@echo "make run | test | db | dburl | psql | analyst | stop | migrate | rollback | lint | bench | mutate | backup"
+	@echo "make run | test | db | dburl | psql | analyst | stop | migrate | rollback | lint | bench | mutate | backup | replica"
 
 deps:
 	@scripts/deps.sh
@@ -58,6 +58,15 @@ seed: db
 run: seed
 	@mkdir -p .run && echo $$$$ > .run/server.pid && BETJEE_DATABASE_URL="$(DBURL)" exec .venv/bin/uvicorn api.app:app --host $(HOST) --port $(PORT) \
 	  --workers $(WORKERS) --no-access-log --no-proxy-headers --timeout-graceful-shutdown 5
+
+# a local hot standby of the embedded cluster (.pgreplica, port 54330) to serve reads from:
+# BETJEE_REPLICA_URL="$(scripts/replica.sh url)" make run; scripts/replica.sh stop (docs/scaling.md)
+replica: db
+	@[ -z "$(DATABASE_URL)" ] || { echo "make replica copies the embedded cluster; for DATABASE_URL's server see docs/scaling.md" >&2; exit 1; }
+	@scripts/replica.sh start
+	@echo "standby $$(scripts/replica.sh status)"
+	@echo "serve reads from it:  BETJEE_REPLICA_URL=\"$$(scripts/replica.sh url)\" make run"
+	@echo "stop it:              scripts/replica.sh stop   (scripts/replica.sh remove deletes it)"
 
 test:
 	@scripts/deps.sh test
