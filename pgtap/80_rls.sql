@@ -2,7 +2,7 @@
 -- every table and function, policies, and what each role can actually do.
 begin;
 \ir helpers/setup.psql
-select plan(46 + 5 * (select count(*)::int from pg_proc where pronamespace = 'api'::regnamespace)
+select plan(47 + 5 * (select count(*)::int from pg_proc where pronamespace = 'api'::regnamespace)
               + 11 * (select count(*)::int from pg_class where relnamespace = 'bj'::regnamespace and relkind = 'r'));
 
 -- every table has RLS enabled and forced
@@ -180,6 +180,10 @@ select tests.clear_authentication();
 set local role analyst;
 select lives_ok('select * from analytics.trades', 'the analyst reads analytics.trades');
 select lives_ok('select * from analytics.leaderboard', 'and the leaderboard');
+select lives_ok($$ do $do$ declare v text; begin
+                     for v in select c.relname from pg_class c where c.relnamespace = 'analytics'::regnamespace and c.relkind = 'v' loop
+                       execute format('select * from analytics.%I', v);
+                     end loop; end $do$ $$, 'and every analytics view');
 select throws_ok('select * from bj.trades', '42501', null, 'but no private table');
 select throws_ok('select api.list_markets()', '42501', null, 'and calls no api function');
 reset role;

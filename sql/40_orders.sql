@@ -187,15 +187,16 @@ begin atomic
     'debt', (select coalesce(sum(d.amount - d.repaid), 0) from bj.debts d
               where d.user_id = u.id and d.repaid < d.amount),
     'positions', coalesce((
+      with priced as materialized (  -- each market priced once, however many outcomes are held
+        select m.id, m.code, m.outcomes, bj.display_prices(bj.market_prices(m)) as prices
+          from bj.markets m
+         where m.id in (select p.market_id from bj.positions p where p.user_id = u.id and p.shares <> 0))
       select jsonb_agg(jsonb_build_object('market', m.code, 'outcome', m.outcomes[p.outcome],
                'shares', p.shares, 'cost_basis', p.cost_basis,
-               'price', pr.prices[p.outcome],
-               'value', round(p.shares * pr.prices[p.outcome], 6),
-               'pnl', round(p.shares * pr.prices[p.outcome], 6) - p.cost_basis) order by m.code, p.outcome)
-        from bj.positions p
-        join bj.markets m on m.id = p.market_id
-        cross join lateral (select bj.display_prices(bj.market_prices(m)) as prices) pr
-       where p.user_id = u.id and p.shares <> 0), '[]'),
+               'price', m.prices[p.outcome],
+               'value', round(p.shares * m.prices[p.outcome], 6),
+               'pnl', round(p.shares * m.prices[p.outcome], 6) - p.cost_basis) order by m.code, p.outcome)
+        from priced m join bj.positions p on p.user_id = u.id and p.market_id = m.id and p.shares <> 0), '[]'),
     'orders', coalesce((
       select jsonb_agg(bj.order_json(x.o) order by (x.o).id)
         from (select o from bj.orders o where o.user_id = u.id and o.status = 'open'

@@ -264,7 +264,7 @@ select u.username, m.code as market, m.outcomes[p.outcome] as outcome, p.shares:
 -- profit is net worth less the bonuses received.
 create or replace view analytics.leaderboard as
 with prices as materialized (  -- each market priced once
-  select m.id, bj.display_prices(bj.market_prices(m)) as p from bj.markets m
+  select m.id, analytics.market_prices(m.id) as p from bj.markets m
 ), held as (
   select p.user_id, sum(round(p.shares * pr.p[p.outcome], 6)) as value
     from bj.positions p join prices pr on pr.id = p.market_id
