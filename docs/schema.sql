@@ -391,6 +391,26 @@ ALTER TABLE bj.settlement_log ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE bj.standings (
+    user_id bigint NOT NULL,
+    rank bigint NOT NULL,
+    balance numeric NOT NULL,
+    locked numeric NOT NULL,
+    positions_value numeric NOT NULL,
+    net_worth numeric NOT NULL,
+    profit numeric NOT NULL
+);
+
+ALTER TABLE ONLY bj.standings FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE bj.standings_refreshed (
+    one boolean DEFAULT true NOT NULL,
+    at timestamp with time zone NOT NULL,
+    CONSTRAINT standings_refreshed_one_check CHECK (one)
+);
+
+ALTER TABLE ONLY bj.standings_refreshed FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE bj.throttle (
     key text NOT NULL,
     failures integer DEFAULT 0 NOT NULL,
@@ -527,6 +547,12 @@ ALTER TABLE ONLY bj.settings
 ALTER TABLE ONLY bj.settlement_log
     ADD CONSTRAINT settlement_log_pkey PRIMARY KEY (id);
 
+ALTER TABLE ONLY bj.standings
+    ADD CONSTRAINT standings_pkey PRIMARY KEY (user_id);
+
+ALTER TABLE ONLY bj.standings_refreshed
+    ADD CONSTRAINT standings_refreshed_pkey PRIMARY KEY (one);
+
 ALTER TABLE ONLY bj.throttle
     ADD CONSTRAINT throttle_pkey PRIMARY KEY (key);
 
@@ -583,6 +609,8 @@ CREATE INDEX orders_user_open ON bj.orders USING btree (user_id, id) WHERE (stat
 CREATE INDEX positions_market ON bj.positions USING btree (market_id, outcome);
 
 CREATE INDEX settlement_log_market ON bj.settlement_log USING btree (market_id, id);
+
+CREATE INDEX standings_rank ON bj.standings USING btree (rank);
 
 CREATE INDEX trades_market_time ON bj.trades USING btree (market_id, created_at);
 
@@ -685,6 +713,10 @@ ALTER TABLE bj.secrets ENABLE ROW LEVEL SECURITY;
 ALTER TABLE bj.settings ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE bj.settlement_log ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.standings ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.standings_refreshed ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE bj.throttle ENABLE ROW LEVEL SECURITY;
 

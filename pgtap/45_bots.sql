@@ -107,10 +107,10 @@ select is((select is_bot and owner_id = :olga from bj.users where username = 'ol
 select ok(not exists (select 1 from bj.credentials c join bj.users u on u.id = c.user_id where u.username = 'olgabot'), 'with no password');
 select throws_ok($$ select bj.create_bot($$ || :olga || $$, 'olgabot', 'log(1)', '{bm}') $$, 'BJ009', null, 'a taken name');
 select throws_ok($$ select bj.create_bot($$ || :olga || $$, 'x2', 'while(true){}', '{bm}') $$, 'BJ040', null, 'a refused program makes no bot');
-select profit as olga_profit from analytics.leaderboard where username = 'olga' \gset
+select profit as olga_profit from analytics.leaderboard_live where username = 'olga' \gset
 select bj.fund_bot(:olga, 'olgabot', 50) \gset
 select is((select balance::numeric from bj.users where username = 'olgabot'), 50::numeric, 'funded from its owner');
-select results_eq($$ select username, profit, is_bot from analytics.leaderboard where username in ('olga', 'olgabot') order by username $$,
+select results_eq($$ select username, profit, is_bot from analytics.leaderboard_live where username in ('olga', 'olgabot') order by username $$,
                   format($$ values ('olga', %s::numeric, false), ('olgabot', 0::numeric, true) $$, :'olga_profit'),
                   'on the leaderboard as a bot; funding it is no profit or loss of either');
 select throws_ok($$ select bj.fund_bot($$ || :pete || $$, 'olgabot', 5) $$, 'BJ041', null, 'nobody else funds it');

@@ -3,7 +3,7 @@
 -- the public reads of the web app (the tape, trends, leaderboard, calibration, quote guards).
 begin;
 \ir helpers/setup.psql
-select plan(49);
+select plan(55);
 
 select tests.user('alice') as alice, tests.user('bob') as bob \gset
 select tests.market('h1') as h1 \gset
@@ -61,7 +61,7 @@ select is((select brier from analytics.calibration_summary where bucket = 'overa
 
 -- leaderboard, stats, house
 select is((select traders from analytics.market_stats where market = 'h1'), 2::bigint, 'market stats count traders');
-select is((select username from analytics.leaderboard where rank = 1), 'bob', 'bob, who held the winner longest, leads');
+select is((select username from analytics.leaderboard_live where rank = 1), 'bob', 'bob, who held the winner longest, leads');
 select is((select pnl from analytics.house_pnl where market = 'h1'),
           (select fees + returned - subsidy from analytics.house_pnl where market = 'h1'),
           'the house''s result is fees plus what came back less the subsidy');
@@ -69,10 +69,10 @@ select is((select pnl from analytics.house_pnl where market = 'h1'),
 -- the book: orders and fills as analysts read them; resting orders count in net worth
 select admin.create_market('bk', 'a book', pricing => 'book') \gset
 select tests.user('carol') as carol, tests.user('dave') as dave \gset
-select net_worth as carol_worth from analytics.leaderboard where username = 'carol' \gset
+select net_worth as carol_worth from analytics.leaderboard_live where username = 'carol' \gset
 select bj.place_order(:carol, 'bk', 'YES', 'buy', 'limit', 10, 0.40, null, null, 'gtc', null, false, 'persist',
                       null, 'cancel_resting', null, null, null) as bid \gset
-select is((select net_worth from analytics.leaderboard where username = 'carol'), :'carol_worth'::numeric,
+select is((select net_worth from analytics.leaderboard_live where username = 'carol'), :'carol_worth'::numeric,
           'a resting bid''s escrow still counts in its trader''s net worth');
 select bj.place_order(:dave, 'bk', 'NO', 'buy', 'limit', 4, 0.60, null, null, 'ioc', null, false, 'persist',
                       null, 'cancel_resting', null, null, null) as take \gset
@@ -118,8 +118,20 @@ select throws_ok($$ select api.market_trends('sideways') $$, 'BJ021', null, 'a s
 select is((select jsonb_agg(e ->> 'market') from jsonb_array_elements(api.market_trends(markets => '{w1,h1,nowhere}')) e),
           '["h1", "w1"]'::jsonb, 'the markets named (unknown codes skipped)');
 
+-- the leaderboard is the live ranking as of its last refresh
+select is(api.leaderboard(100), '[]'::jsonb, 'before the first ranking the leaderboard is empty');
+select is(admin.refresh_leaderboard(), (select count(*) from analytics.leaderboard_live), 'a refresh ranks every trader');
+select set_eq($$ select rank, username, balance, locked, positions_value, net_worth, profit, is_bot from analytics.leaderboard $$,
+              $$ select * from analytics.leaderboard_live $$, 'as the live ranking has them');
+select bj.trade(:carol, 'w1', 'YES', 'buy', 50, null, null, null, null) \gset
+select isnt((select net_worth from analytics.leaderboard_live where username = 'carol'),
+            (select net_worth from analytics.leaderboard where username = 'carol'), 'a trade moves the live ranking at once');
+select is((select count(*) from analytics.leaderboard l where l.as_of < now() - interval '1 hour'), 0::bigint, 'as_of says when it was ranked');
+select admin.refresh_leaderboard() \gset
+select set_eq($$ select rank, username, balance, locked, positions_value, net_worth, profit, is_bot from analytics.leaderboard $$,
+              $$ select * from analytics.leaderboard_live $$, 'and the leaderboard at its next refresh');
 select is((select array_agg(k order by k) from jsonb_object_keys(api.leaderboard(1) -> 0) k),
-          '{is_bot,net_worth,profit,rank,username}', 'the leaderboard: rank, name, bot or not, net worth, profit');
+          '{as_of,is_bot,net_worth,profit,rank,username}', 'the leaderboard: rank, name, bot or not, net worth, profit, when');
 select is((select jsonb_agg(e -> 'username') from jsonb_array_elements(api.leaderboard(100)) e),
           (select jsonb_agg(to_jsonb(l.username) order by l.rank, l.username) from analytics.leaderboard l),
           'in the analysts'' order');

@@ -181,13 +181,14 @@ begin
   return coalesce((
     select jsonb_agg(jsonb_build_object('rank', l.rank, 'username', l.username, 'is_bot', l.is_bot,
                                         'net_worth', l.net_worth::numeric(24, 6),
-                                        'profit', l.profit::numeric(24, 6)) order by l.rank, l.username)
+                                        'profit', l.profit::numeric(24, 6), 'as_of', l.as_of)
+                     order by l.rank, l.username)
       from (select * from analytics.leaderboard l
              order by l.rank, l.username limit leaderboard.max_rows) l), '[]');
 end $$;
 grant execute on function api.leaderboard(int) to anon, authenticated;
 comment on function api.leaderboard(int) is
-  'The traders (bots among them, labelled) with the greatest net worth (cash, locked collateral and escrow, positions at current prices), at most max_rows (1-100): {rank, username, is_bot, net_worth, profit}; profit is net worth less what came in from outside trading (bonuses; coins moved between an owner and their bot). Errors: BJ021 (400).';
+  'The traders (bots among them, labelled) with the greatest net worth (cash, locked collateral and escrow, positions at current prices) as of the last ranking (as_of; every minute), at most max_rows (1-100): {rank, username, is_bot, net_worth, profit, as_of}; profit is net worth less what came in from outside trading (bonuses; coins moved between an owner and their bot). Errors: BJ021 (400).';
 
 create or replace function api.calibration() returns jsonb
 language plpgsql stable security definer set search_path = '' as $$
@@ -259,10 +260,11 @@ select u.username, m.code as market, m.outcomes[p.outcome] as outcome, p.shares:
   cross join lateral (select analytics.market_prices(m.id) as prices) pr
  where p.shares <> 0;
 
--- Traders ranked by net worth: cash, what is locked (shorts' collateral, resting orders'
+-- Traders ranked by net worth now: cash, what is locked (shorts' collateral, resting orders'
 -- escrowed coins) and positions marked to market (with the shares resting asks escrow).
--- profit is net worth less the bonuses received.
-create or replace view analytics.leaderboard as
+-- profit is net worth less what came in from outside trading. It reads every position: the
+-- leaderboard (below) is this as of its last refresh.
+create or replace view analytics.leaderboard_live as
 with prices as materialized (  -- each market priced once
   select m.id, analytics.market_prices(m.id) as p from bj.markets m
 ), held as (
@@ -303,6 +305,44 @@ select rank() over (order by w.balance + w.locked + w.positions_value desc) as r
        w.balance, w.locked, w.positions_value, w.balance + w.locked + w.positions_value as net_worth,
        w.balance + w.locked + w.positions_value - w.paid_in as profit, w.is_bot
   from worth w;
+
+-- The leaderboard as of its last refresh (as_of): analytics.leaderboard_live, kept in
+-- bj.standings by admin.refresh_leaderboard, which the housekeeping job runs every minute.
+create or replace view analytics.leaderboard as
+select s.rank, u.username, s.balance, s.locked, s.positions_value, s.net_worth, s.profit, u.is_bot, r.at as as_of
+  from bj.standings s join bj.users u on u.id = s.user_id cross join bj.standings_refreshed r;
+
+-- Rank every trader again (analytics.leaderboard_live into bj.standings), writing only the rows
+-- that changed; one refresh at a time (a second waits, then finds little to do). Answers the
+-- number of traders ranked.
+create or replace function admin.refresh_leaderboard() returns bigint
+language plpgsql security definer set search_path = '' set jit = off as $$
+declare
+  v_ranked bigint;
+begin
+  lock table bj.standings in share row exclusive mode;
+  with live as materialized (
+    select u.id as user_id, l.rank, l.balance, l.locked, l.positions_value, l.net_worth, l.profit
+      from analytics.leaderboard_live l join bj.users u on u.username = l.username
+  ), gone as (
+    delete from bj.standings s where not exists (select 1 from live l where l.user_id = s.user_id)
+  ), kept as (
+    insert into bj.standings as s
+    select * from live
+    on conflict (user_id) do update
+       set rank = excluded.rank, balance = excluded.balance, locked = excluded.locked,
+           positions_value = excluded.positions_value, net_worth = excluded.net_worth, profit = excluded.profit
+     where (s.rank, s.balance, s.locked, s.positions_value, s.net_worth, s.profit)
+           is distinct from (excluded.rank, excluded.balance, excluded.locked, excluded.positions_value,
+                             excluded.net_worth, excluded.profit)
+  )
+  select count(*) into v_ranked from live;
+  insert into bj.standings_refreshed as r (one, at) values (true, clock_timestamp())
+  on conflict (one) do update set at = excluded.at;
+  return v_ranked;
+end $$;
+revoke execute on function admin.refresh_leaderboard() from public;
+grant execute on function admin.refresh_leaderboard() to service_role;
 
 -- Per market: volume, trades, traders, and how much of the subsidy the market maker has at
 -- risk (liquidity_used: 0 untouched, 1 the whole b·ln(n) would be lost if the worst outcome won).

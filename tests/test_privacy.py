@@ -270,6 +270,7 @@ def build_world(db: psycopg.Connection, make_market, make_user) -> World:
     history["A's bot's balance"] = D("21.212121")
     b_bot = unique("bbot")
     rpc_sql(db, bid, "create_bot", name=b_bot, source="log(1)", markets=[m3])
+    db.execute("select admin.refresh_leaderboard()")  # A and A's bot on the leaderboard as they are now
     return World(m1, m2, m3, a, b, keys, replay,
                  {"take_profit": take_profit, "stop_loss": stop, "cancelled": cancelled},
                  b_order, (before, after), started, unique("nobody"), unique("newcomer"), history,
