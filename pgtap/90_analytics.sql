@@ -3,7 +3,7 @@
 -- the public reads of the web app (the tape, trends, leaderboard, calibration, quote guards).
 begin;
 \ir helpers/setup.psql
-select plan(55);
+select plan(59);
 
 select tests.user('alice') as alice, tests.user('bob') as bob \gset
 select tests.market('h1') as h1 \gset
@@ -117,6 +117,15 @@ select is((select count(*)::int from jsonb_array_elements(api.market_trends('res
 select throws_ok($$ select api.market_trends('sideways') $$, 'BJ021', null, 'a status that is none');
 select is((select jsonb_agg(e ->> 'market') from jsonb_array_elements(api.market_trends(markets => '{w1,h1,nowhere}')) e),
           '["h1", "w1"]'::jsonb, 'the markets named (unknown codes skipped)');
+
+-- a market's last trades, read by its time index
+select results_eq($$ select * from analytics.recent_trades('h1', 2) $$,
+                  $$ select * from analytics.trades where market = 'h1' order by at desc, trade_id desc limit 2 $$,
+                  'recent_trades: the last trades of a market as analytics.trades has them');
+select is((select count(*) from analytics.recent_trades('h1')), (select count(*) from analytics.trades where market = 'h1'),
+          'all of them when there are fewer than asked');
+select throws_ok($$ select * from analytics.recent_trades('h1', 0) $$, 'BJ021', null, 'at least one row is asked for');
+select throws_ok($$ select * from analytics.recent_trades('nowhere') $$, 'BJ010', null, 'of a market that exists');
 
 -- the leaderboard is the live ranking as of its last refresh
 select is(api.leaderboard(100), '[]'::jsonb, 'before the first ranking the leaderboard is empty');

@@ -209,16 +209,39 @@ grant execute on function api.calibration() to anon, authenticated;
 comment on function api.calibration() is
   'How well closing prices forecast: every resolved market''s outcomes {market, outcome, closing_price, payout}, the reliability table by price decile {bucket, forecasts, mean_price, observed} and the mean Brier score.';
 
+-- (the trader's name and label are read for the rows a query returns, not joined to every trade
+-- first: a query for the last 100 of a market sorts the market's trades, then names 100)
 create or replace view analytics.trades as
-select t.id as trade_id, m.code as market, u.username, m.outcomes[t.outcome] as outcome, t.side,
+select t.id as trade_id, m.code as market, (select u.username from bj.users u where u.id = t.user_id) as username,
+       m.outcomes[t.outcome] as outcome, t.side,
        t.shares::numeric, t.amount::numeric, t.fee::numeric, t.total::numeric,
        round(t.total / t.shares, 9) as avg_price, t.prices_after[t.outcome] as price_after,
        t.root_trade_id, t.order_id, t.created_at as at,
        -- against whom: the market maker ('amm') or a resting order ('direct', 'mint', 'merge'),
        -- as its taker or its maker
        t.how, t.role,
-       u.is_bot  -- the trader is a bot (docs/bots.md)
-  from bj.trades t join bj.markets m on m.id = t.market_id join bj.users u on u.id = t.user_id;
+       (select u.is_bot from bj.users u where u.id = t.user_id) as is_bot  -- the trader is a bot (docs/bots.md)
+  from bj.trades t join bj.markets m on m.id = t.market_id;
+
+-- A market's last trades, newest first, as analytics.trades has them: reads only those (by the
+-- market's time index), however many the market has.
+create or replace function analytics.recent_trades(market text, max_rows int default 100)
+returns setof analytics.trades
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  v_market bj.markets := bj.find_market(recent_trades.market);
+begin
+  if recent_trades.max_rows is null or recent_trades.max_rows not between 1 and 100000 then
+    perform bj.raise('BJ021', 'max_rows must lie between 1 and 100000');
+  end if;
+  return query
+    select x.* from analytics.trades x
+     where x.trade_id in (select t.id from bj.trades t where t.market_id = v_market.id
+                           order by t.created_at desc, t.id desc limit recent_trades.max_rows)
+     order by x.at desc, x.trade_id desc;
+end $$;
+revoke execute on function analytics.recent_trades(text, int) from public;
+grant execute on function analytics.recent_trades(text, int) to analyst;
 
 -- Every order of the book and every conditional order, as it stands.
 create or replace view analytics.orders as
