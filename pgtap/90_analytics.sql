@@ -3,7 +3,7 @@
 -- the public reads of the web app (the tape, trends, leaderboard, calibration, quote guards).
 begin;
 \ir helpers/setup.psql
-select plan(59);
+select plan(70);
 
 select tests.user('alice') as alice, tests.user('bob') as bob \gset
 select tests.market('h1') as h1 \gset
@@ -34,8 +34,40 @@ select is(jsonb_array_length(api.price_history('h1', '1 hour', '2026-01-01 11:00
 select throws_ok($$ select api.price_history('h1', '0 seconds') $$, 'BJ021', null, 'a bucket must be at least a second');
 select throws_ok($$ select api.price_history('h1', '1 mon') $$, 'BJ021', null, 'a bucket of a month has no fixed length: refused');
 select throws_ok($$ select api.price_history('h1', '1 year -11 months') $$, 'BJ021', null, 'nor one spelled in years and months');
+-- the minute candles give the same numbers as the trades
+create function tests.raw_candles(p_market text, p_bucket interval, p_since timestamptz default null) returns jsonb
+language plpgsql as $$
+declare
+  v_saved bj.candles_rolled;
+  v_out jsonb;
+begin
+  delete from bj.candles_rolled w where w.market_id = (select id from bj.markets where code = p_market) returning * into v_saved;
+  v_out := api.price_history(p_market, p_bucket, p_since);
+  if v_saved.market_id is not null then
+    insert into bj.candles_rolled values (v_saved.*);
+  end if;
+  return v_out;
+end $$;
+select is(admin.roll_candles() >= 4, true, 'a roll takes in every trade not yet rolled');
+select is((select trade_id from bj.candles_rolled where market_id = :h1), (:'t4'::jsonb ->> 'trade_id')::bigint,
+          'up to the market''s last trade');
+select is(admin.roll_candles(), 0::bigint, 'and a second roll finds nothing new');
+select is(api.price_history('h1', '1 hour'), :'c'::jsonb, 'rolled into minutes, the hourly candles are the same');
+select is(api.price_history('h1', '1 minute'), tests.raw_candles('h1', '1 minute'), 'so are the minute candles');
+select is(api.price_history('h1', '15 minutes', '2026-01-01 10:07:30+00'), tests.raw_candles('h1', '15 minutes', '2026-01-01 10:07:30+00'),
+          'and candles from a time inside a minute');
+select is(api.price_history('h1', '90 seconds'), tests.raw_candles('h1', '90 seconds'), 'buckets of no whole minutes read the trades');
+select bj.trade(:alice, 'h1', 'NO', 'buy', 7, null, null, null, null) as t5 \gset
+select bj.trade(:bob, 'h1', 'YES', 'buy', 3, null, null, null, null) as t6 \gset
+select is(api.price_history('h1', '1 hour'), tests.raw_candles('h1', '1 hour'), 'trades after the last roll are read one by one');
+select is(admin.roll_candles(), 2::bigint, 'the next roll takes in those two');
+select is(api.price_history('h1', '1 hour'), tests.raw_candles('h1', '1 hour'), 'merged into the minute they fell in');
+select results_eq($$ select * from analytics.candles('h1', '1 hour') $$,
+                  $$ select * from jsonb_to_recordset(api.price_history('h1', '1 hour'))
+                       as c(t timestamptz, outcome text, open numeric, high numeric, low numeric, close numeric, volume numeric)
+                      order by t, outcome $$, 'analytics.candles: the same candles as rows');
 select admin.resolve_market('h1', 'YES') \gset
-select is(api.price_history('h1', '1 hour'), :'c'::jsonb, 'candles stay available after resolution');
+select is(api.price_history('h1', '1 hour'), tests.raw_candles('h1', '1 hour'), 'candles stay available after resolution');
 
 -- calibration on a constructed example: closing 0.8 for a YES win (Brier 0.08), closing 0.3
 -- for a YES win (Brier 0.98), and a three-way market closing (0.5, 0.3, 0.2) won by C

@@ -54,10 +54,67 @@ select t.market_id, o.i::int, t.created_at, t.id, o.price,
   from bj.trades t
   cross join lateral unnest(t.prices_after) with ordinality o(price, i);
 
+-- Roll every market's new trades into its minute candles (bj.candles), at most p_max markets a
+-- call; answers the number of trades rolled. One statement per market reads the trades past its
+-- watermark and moves the watermark to the last of them, so each trade is rolled exactly once:
+-- a market's trades are written under its lock, so once one is seen every earlier one of that
+-- market has committed (or never will), and a later commit has a greater id (architecture.md
+-- §18). One roll runs at a time; trades never wait for it.
+create or replace function admin.roll_candles(max_markets int default 10000) returns bigint
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_m record;
+  v_rolled bigint;
+  v_total bigint := 0;
+begin
+  lock table bj.candles_rolled in share row exclusive mode;
+  for v_m in
+    select m.id, coalesce(w.trade_id, 0) as trade_id
+      from bj.markets m left join bj.candles_rolled w on w.market_id = m.id
+     where exists (select 1 from bj.trades t where t.market_id = m.id and t.id > coalesce(w.trade_id, 0))
+     order by m.id limit greatest(0, coalesce(roll_candles.max_markets, 10000))
+  loop
+    with points as materialized (
+      select t.id, t.created_at, date_trunc('minute', t.created_at) as minute, o.i::smallint as outcome, o.price,
+             case when o.i = t.outcome then t.amount else 0 end as volume
+        from bj.trades t cross join lateral unnest(t.prices_after) with ordinality o(price, i)
+       where t.market_id = v_m.id and t.id > v_m.trade_id
+    ), minutes as (
+      select p.minute, p.outcome,
+             (array_agg(p.price order by p.created_at, p.id))[1] as open, max(p.price) as high, min(p.price) as low,
+             (array_agg(p.price order by p.created_at desc, p.id desc))[1] as close, sum(p.volume) as volume
+        from points p group by p.minute, p.outcome
+    ), merged as (
+      insert into bj.candles as c (market_id, minute, outcome, open, high, low, close, volume)
+      select v_m.id, x.minute, x.outcome, x.open, x.high, x.low, x.close, x.volume from minutes x
+      on conflict (market_id, minute, outcome) do update
+         set high = greatest(c.high, excluded.high), low = least(c.low, excluded.low),
+             close = excluded.close, volume = c.volume + excluded.volume
+    ), watermark as (
+      insert into bj.candles_rolled as w (market_id, trade_id)
+      select v_m.id, max(p.id) from points p having count(*) > 0
+      on conflict (market_id) do update set trade_id = excluded.trade_id
+    )
+    select count(distinct p.id) into v_rolled from points p;
+    v_total := v_total + v_rolled;
+  end loop;
+  return v_total;
+end $$;
+revoke execute on function admin.roll_candles(int) from public;
+grant execute on function admin.roll_candles(int) to service_role;
+
 -- OHLC candles of a market's prices per outcome, in buckets of any width; kept after settlement.
+-- Buckets of whole minutes read the minute candles up to the market's watermark and the trades
+-- after it (at most what came since the last roll); other widths read every trade in range.
+-- Both give the same numbers: the opening price at creation, then the prices after each trade
+-- in order of time and id.
 create or replace function bj.candles(p_market bj.markets, p_bucket interval, p_since timestamptz)
 returns jsonb
 language plpgsql stable as $$
+declare
+  v_w bj.candles_rolled;
+  v_whole_minutes boolean;
+  v_from timestamptz;  -- the first whole minute at or after p_since
 begin
   if p_bucket is null or p_bucket < interval '1 second' or p_bucket > interval '366 days' then
     perform bj.raise('BJ021', 'bucket must lie between 1 second and 366 days');
@@ -66,17 +123,53 @@ begin
   if extract(year from p_bucket) <> 0 or extract(month from p_bucket) <> 0 then
     perform bj.raise('BJ021', 'bucket must be given in days, hours, minutes or seconds (not months or years)');
   end if;
+  v_whole_minutes := extract(epoch from p_bucket) % 60 = 0;
+  select * into v_w from bj.candles_rolled w where w.market_id = p_market.id;
+  if not v_whole_minutes or v_w.market_id is null then
+    v_w := row(p_market.id, 0);  -- nothing rolled, or not usable: every trade
+  end if;
+  v_from := case when p_since is null then '-infinity'
+                 when date_trunc('minute', p_since) = p_since then p_since
+                 else date_trunc('minute', p_since) + interval '1 minute' end;
+  if not v_whole_minutes then
+    v_from := 'infinity';
+  end if;
   return coalesce((
     select jsonb_agg(jsonb_build_object('t', c.t, 'outcome', p_market.outcomes[c.outcome],
              'open', c.open, 'high', c.high, 'low', c.low, 'close', c.close, 'volume', c.volume)
              order by c.t, c.outcome)
-      from (select date_bin(p_bucket, p.t, timestamptz '2000-01-01') as t, p.outcome,
-                   (array_agg(p.price order by p.t, p.trade_id))[1] as open,
-                   max(p.price) as high, min(p.price) as low,
-                   (array_agg(p.price order by p.t desc, p.trade_id desc))[1] as close,
-                   sum(p.volume)::numeric(24, 6) as volume
-              from bj.price_points p
-             where p.market_id = p_market.id and (p_since is null or p.t >= p_since)
+      from (select date_bin(p_bucket, s.t, timestamptz '2000-01-01') as t, s.outcome,
+                   (array_agg(s.open order by s.phase, s.t, s.id))[1] as open,
+                   max(s.high) as high, min(s.low) as low,
+                   (array_agg(s.close order by s.phase desc, s.t desc, s.id desc))[1] as close,
+                   sum(s.volume)::numeric(24, 6) as volume
+              from (-- the opening prices, at creation
+                    select 0 as phase, p_market.created_at as t, 0::bigint as id, o.i::int as outcome,
+                           o.price as open, o.price as high, o.price as low, o.price as close, 0::numeric as volume
+                      from unnest(analytics.prices(p_market.pricing,
+                                                   array_fill(0::numeric, array[cardinality(p_market.outcomes)]),
+                                                   p_market.liquidity)) with ordinality o(price, i)
+                     where p_since is null or p_market.created_at >= p_since
+                    union all
+                    -- the rolled minutes in range
+                    select 1, c.minute, 0, c.outcome, c.open, c.high, c.low, c.close, c.volume
+                      from bj.candles c
+                     where c.market_id = p_market.id and c.minute >= v_from
+                       and v_w.trade_id > 0
+                    union all
+                    -- single trades: those rolled into the minute that p_since cuts
+                    select 1, t.created_at, t.id, o.i::int, o.price, o.price, o.price, o.price,
+                           case when o.i = t.outcome then t.amount else 0 end
+                      from bj.trades t cross join lateral unnest(t.prices_after) with ordinality o(price, i)
+                     where t.market_id = p_market.id and t.created_at >= p_since and t.created_at < v_from
+                       and t.id <= v_w.trade_id
+                    union all
+                    -- and those past the watermark (every one in range, for buckets not of whole minutes)
+                    select 2, t.created_at, t.id, o.i::int, o.price, o.price, o.price, o.price,
+                           case when o.i = t.outcome then t.amount else 0 end
+                      from bj.trades t cross join lateral unnest(t.prices_after) with ordinality o(price, i)
+                     where t.market_id = p_market.id and t.id > v_w.trade_id
+                       and (p_since is null or t.created_at >= p_since)) s
              group by 1, 2) c), '[]');
 end $$;
 
@@ -271,7 +364,24 @@ select t.id as trade_id, m.code as market, m.outcomes[t.outcome] as outcome, t.h
 create or replace view analytics.price_history as
 select m.code as market, m.outcomes[p.outcome] as outcome, p.t as at, p.trade_id, p.price,
        p.volume::numeric(24, 6) as volume
-  from bj.price_points p join bj.markets m on m.id = p.market_id;
+  from bj.markets m
+  -- per market, so that a filter on the market reads only its trades
+  cross join lateral (select * from bj.price_points p where p.market_id = m.id) p;
+
+-- A market's candles as rows (api.price_history's numbers): t, outcome, open, high, low, close,
+-- volume; buckets of whole minutes read the minute candles.
+create or replace function analytics.candles(market text, bucket interval default '1 hour',
+                                             since timestamptz default null)
+returns table (t timestamptz, outcome text, open numeric, high numeric, low numeric, close numeric, volume numeric)
+language sql stable security definer set search_path = ''
+begin atomic
+  select c.t, c.outcome, c.open, c.high, c.low, c.close, c.volume
+    from jsonb_to_recordset(bj.candles(bj.find_market(candles.market), candles.bucket, candles.since))
+         as c(t timestamptz, outcome text, open numeric, high numeric, low numeric, close numeric, volume numeric)
+   order by c.t, c.outcome;
+end;
+revoke execute on function analytics.candles(text, interval, timestamptz) from public;
+grant execute on function analytics.candles(text, interval, timestamptz) to analyst;
 
 create or replace view analytics.positions as
 select u.username, m.code as market, m.outcomes[p.outcome] as outcome, p.shares::numeric,
