@@ -9,7 +9,9 @@ before answering) before anyone sees it: the stream never shows a state, nor han
 cursor, that a crash could take back; and an idle exchange costs the stream no writes. A
 subscriber that falls behind is dropped rather than buffered without bound: it reconnects
 with Last-Event-ID and catches up from its cursor with api.changes_between, without gaps or
-repeats.
+repeats. A new subscriber's first frame is the live cursor and nothing else: the client reads
+the markets themselves after it (api.list_markets, a page at a time), so that what it reads is
+no older than the cursor, and a new stream costs no more than a subscription.
 
 With read replicas (api/replicas.py), the changes are read on a replica that has replayed at
 least as far as the state the cursor was read in (the feed keeps to one while it can), else on
@@ -87,7 +89,7 @@ class Broadcaster:
         async with await AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
             await conn.execute("listen betjee_schema")
             self.confirm = (await (await conn.execute(CAN_CONFIRM)).fetchone())[0]
-            if self.cursor is None:
+            if self.cursor is None:  # (the first answer: a cursor, and a page nobody needs)
                 self.cursor = await self._changes(conn, None)
             self.connected.set()
             if lost:

@@ -2,7 +2,7 @@
 -- its documented SQLSTATE and changes nothing, slippage, idempotency, and the ledger's guard.
 begin;
 \ir helpers/setup.psql
-select plan(82);
+select plan(108);
 
 select tests.market('t1') \gset
 select tests.market('t3', '{A,B,C}', 50, 0) \gset
@@ -170,6 +170,84 @@ select is((select array_agg(a.attname::text order by a.attname) from pg_trigger 
             where t.tgrelid = 'bj.markets'::regclass and t.tgname = '_100_definition_is_valid'),
           array['code', 'fee_rate', 'liquidity', 'maker_fee_rate', 'outcomes', 'phase', 'pricing', 'status', 'tick', 'title'],
           'and a trade, which writes only the market''s state, does not run that check');
+
+-- markets as clients see them, a page at a time
+select count(tests.market(format('pg%s', i))) as made from generate_series(1, 55) i \gset
+select admin.create_market('pgr', 'resolved', '{A,B,C}') \gset
+select admin.close_market('pgr') \gset
+select admin.resolve_market_split('pgr', '{"A": 0.3, "B": 0.7, "C": 0}') \gset
+select admin.create_market('pgv', 'voided') \gset
+select admin.void_market('pgv') \gset
+create function tests.codes(p_markets jsonb) returns text[]
+language sql as $$ select coalesce(array_agg(m ->> 'code' order by i), '{}') from jsonb_array_elements(p_markets) with ordinality e(m, i) $$;
+-- every page from the first, max_rows at a time, each after the last code of the one before,
+-- until a page shorter than max_rows: the codes, and the number of pages read
+create function tests.walk(p_status text, p_rows int, out codes text[], out pages int)
+language plpgsql as $$
+declare
+  v_page jsonb;
+  v_after text;
+begin
+  codes := '{}';
+  pages := 0;
+  loop
+    v_page := api.list_markets(status => p_status, max_rows => p_rows, after => v_after);
+    pages := pages + 1;
+    codes := codes || tests.codes(v_page);
+    exit when jsonb_array_length(v_page) < p_rows;
+    v_after := v_page -> -1 ->> 'code';
+  end loop;
+end $$;
+create function tests.plan(p_query text) returns setof text
+language plpgsql as $$ begin return query execute 'explain (verbose, costs off) ' || p_query; end $$;
+grant execute on function tests.codes(jsonb), tests.walk(text, int) to anon;
+select tests.state() as before \gset
+select bj.market_json(m) as first_market from bj.markets m order by id limit 1 \gset
+select tests.anonymous();
+select is(tests.codes(api.list_markets()), (select array_agg(code order by id) from (select code, id from bj.markets order by id limit 50) m),
+          'list_markets answers the first 50 markets, in the order they were created');
+select is(tests.codes(api.list_markets(max_rows => 3, after => 'pg1')), array['pg2', 'pg3', 'pg4'],
+          'max_rows of them after the market named by after');
+select is((tests.walk(null, 7)).codes, (select array_agg(code order by id) from bj.markets),
+          'reading page after page brings every market once, in order');
+select is((tests.walk(null, 7)).pages, (select count(*)::int / 7 + 1 from bj.markets),
+          'and stops at the first page shorter than max_rows');
+select is((tests.walk('open', 5)).codes, (select array_agg(code order by id) from bj.markets where status = 'open' and (close_at is null or close_at > now())),
+          'a status filter pages through the markets of that status');
+select is(tests.codes(api.list_markets(status => 'voided')), array['pgv'], 'and answers them only');
+select is(api.list_markets(after => (select code from bj.markets order by id desc limit 1)), '[]'::jsonb,
+          'after the last market: an empty page');
+select is(api.list_markets(max_rows => 500) -> 0, :'first_market'::jsonb,
+          'a listed market is the market as get_market shows it');
+select is(api.get_market('pgr') -> 'resolution' -> 'payouts', '{"A": 0.3, "B": 0.7, "C": 0}'::jsonb,
+          'a resolved market shows its payouts');
+select is((api.get_market('pgr') -> 'resolution' ->> 'payouts')::text, '{"A": 0.300000000, "B": 0.700000000, "C": 0.000000000}',
+          'to the digit');
+select is((api.get_market('pgv') -> 'resolution') - 'settled_at'::text, '{"void": true}'::jsonb, 'a voided market says so');
+select is((select array_agg(k order by k) from jsonb_object_keys(api.get_market('pg1')) k),
+          '{book_seq,close_at,code,fee_rate,liquidity,maker_fee_rate,outcomes,phase,pricing,resolution,status,tick,title,version,volume}'::text[],
+          'a market''s fields');
+select is(api.get_market('pg1') -> 'outcomes', '[{"outcome": "YES", "price": 0.500000000, "shares": 0.000000}, {"outcome": "NO", "price": 0.500000000, "shares": 0.000000}]'::jsonb,
+          'its outcomes, in order, with price and shares');
+select throws_ok($$ select api.list_markets(max_rows => 0) $$, 'BJ021', null, 'max_rows below 1 is refused');
+select throws_ok($$ select api.list_markets(max_rows => 501) $$, 'BJ021', null, 'above 500 too');
+select throws_ok($$ select api.list_markets(max_rows => null) $$, 'BJ021', null, 'and none');
+select throws_ok($$ select api.list_markets(after => 'no-such-market') $$, 'BJ021', null, 'after names a market');
+select throws_ok($$ select api.list_markets(status => 'mine') $$, 'BJ021', null, 'a status is one of the four');
+-- without a cursor, changes answers the cursor and the first page, read in its snapshot
+select api.changes() as first \gset
+select is(:'first'::jsonb -> 'markets', api.list_markets(), 'changes without a cursor answers list_markets'' first page');
+select is(:'first'::jsonb -> 'more', 'true'::jsonb, 'and says that more follow');
+select is(:'first'::jsonb -> 'book', '[]'::jsonb, 'and no book changes');
+select ok(:'first'::jsonb ->> 'cursor' ~ '^[0-9]+:[0-9]+:[0-9,]*@[0-9]+$', 'and a cursor');
+select throws_ok(format($$ select api.changes_between(null, %L) $$, :'first'::jsonb ->> 'cursor'), 'BJ021', null,
+                 'a catch-up needs the cursor it starts from');
+select tests.clear_authentication();
+select is(tests.state(), :'before', 'and reading (or being refused) changed nothing');
+select is(jsonb_array_length(api.changes() -> 'markets'), 50, 'the first answer is one page, however many markets there are');
+-- a list renders each market in its own plan (bj.market_json_at is inlined, not called per row)
+select unalike((select string_agg(l, ' ') from tests.plan('select bj.market_json_at(m, now()) from bj.markets m') l),
+               '%market_json_at%', 'market_json_at is inlined into the query that lists markets');
 
 select * from finish();
 rollback;

@@ -28,19 +28,30 @@ grant execute on function api.login(text, text) to anon, authenticated;
 comment on function api.login(text, text) is
   'Exchange a username and password for a bearer token {token, expires_at}. Too many failures for a username or from an address refuse further attempts for a while, growing with each (Retry-After says how long). Errors: BJ022 (401), BJ026 (403), BJ032 (429).';
 
-create or replace function api.list_markets(status text default null) returns jsonb
+drop function if exists api.list_markets(text);
+create or replace function api.list_markets(status text default null, max_rows int default 50,
+                                            after text default null) returns jsonb
 language plpgsql stable security definer set search_path = '' as $$
+declare
+  v_after bigint := 0;
 begin
   if list_markets.status is not null and list_markets.status not in ('open', 'closed', 'resolved', 'voided') then
     perform bj.raise('BJ021', 'status must be open, closed, resolved or voided');
   end if;
-  return coalesce((
-    select jsonb_agg(bj.market_json(m) order by m.id) from bj.markets m
-     where list_markets.status is null or bj.market_status(m) = list_markets.status), '[]');
+  if list_markets.max_rows is null or list_markets.max_rows < 1 or list_markets.max_rows > 500 then
+    perform bj.raise('BJ021', 'max_rows must lie between 1 and 500');
+  end if;
+  if list_markets.after is not null then
+    select m.id into v_after from bj.markets m where m.code = list_markets.after;
+    if not found then
+      perform bj.raise('BJ021', 'after is the code of the last market of the page before');
+    end if;
+  end if;
+  return bj.markets_page(list_markets.status, v_after, list_markets.max_rows, clock_timestamp());
 end $$;
-grant execute on function api.list_markets(text) to anon, authenticated;
-comment on function api.list_markets(text) is
-  'Every market, or those with the given status (open, closed, resolved, voided), with current prices. Errors: BJ021 (400).';
+grant execute on function api.list_markets(text, int, text) to anon, authenticated;
+comment on function api.list_markets(text, int, text) is
+  'A page of markets with current prices, in the order they were created: every status, or the given one (open, closed, resolved, voided); at most max_rows (1-500); after the market whose code is after (the last of the page before). A page shorter than max_rows is the last. Errors: BJ021 (400).';
 
 create or replace function api.get_market(market text) returns jsonb
 language plpgsql stable security definer set search_path = '' as $$
@@ -197,7 +208,7 @@ begin
 end $$;
 grant execute on function api.changes(text) to anon, authenticated;
 comment on function api.changes(text) is
-  'Markets changed after the cursor, and the next cursor: {cursor, markets}. Without a cursor, every market. Polling with each returned cursor never misses or repeats a change. Errors: BJ021 (400).';
+  'Markets changed after the cursor, and the next cursor: {cursor, markets, book}. Without a cursor, the cursor to follow and the first page of markets (as list_markets answers it, read with the cursor; more: true when others follow: read them with list_markets after the last). Polling with each returned cursor never misses or repeats a change. Errors: BJ021 (400).';
 
 -- The stream's catch-up between two cursors (the HTTP layer's live stream hands out the rest).
 create or replace function api.changes_between(since text, until text) returns jsonb

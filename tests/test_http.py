@@ -199,6 +199,24 @@ def test_get_runs_read_only_and_post_aliases(http, make_market):
     assert [o["price"] for o in a["outcomes"]] == [0.5, 0.5]
 
 
+def test_markets_are_listed_a_page_at_a_time_and_bad_pages_are_400(http, db, make_market):
+    made = [make_market() for _ in range(3)]
+    codes = [r["code"] for r in db.execute("select code from bj.markets order by id")]
+    first = http.get("/api/v1/rpc/list_markets").json()
+    assert [m["code"] for m in first] == codes[:50], "the first 50, in the order they were created"
+    page = http.get("/api/v1/rpc/list_markets", params={"max_rows": 2, "after": made[0]}).json()
+    assert [m["code"] for m in page] == made[1:]
+    assert http.post("/rpc/list_markets", json={"max_rows": 2, "after": made[0]}).json() == page
+    assert http.get("/api/v1/rpc/list_markets", params={"after": made[-1]}).json() == [], "after the last: none"
+    before = state(db)
+    for params, code in (({"max_rows": 0}, "BJ021"), ({"max_rows": 501}, "BJ021"), ({"after": "no-such-market"}, "BJ021"),
+                         ({"after": ""}, "BJ021"), ({"status": "mine"}, "BJ021"), ({"max_rows": "many"}, "22P02"),
+                         ({"max_rows": 10**10}, "22003")):
+        r = http.get("/api/v1/rpc/list_markets", params=params)
+        assert (r.status_code, r.json()["code"]) == (400, code), (params, r.text)
+    assert state(db) == before
+
+
 def test_openapi_describes_every_function_from_the_catalog(http, db):
     doc = http.get("/api/v1/openapi.json").json()
     names = {r["proname"] for r in db.execute(

@@ -99,7 +99,8 @@ def privacy_cases(w: World) -> dict[str, list[dict[str, Any]]]:
     before, after = w.cursors
     return {
         "list_markets": [{}, {"status": "open"}, {"status": "closed"}, {"status": "resolved"},
-                         {"status": "voided"}, {"status": "mine"}],
+                         {"status": "voided"}, {"status": "mine"}, {"after": m1, "max_rows": 2},
+                         {"after": "no_such_m"}, {"max_rows": 0}],
         "get_market": [{"market": m1}, {"market": m2}, {"market": m3}, {"market": "no_such_m"}],
         "quote": [
             {"market": m1, "outcome": "YES", "side": "sell", "shares": D(1)},

@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 from decimal import Decimal
+from typing import Self
 
 import httpx
 import psycopg
@@ -435,3 +436,117 @@ def test_the_server_closes_an_expired_order_and_the_stream_shows_its_level_gone(
     row = db.execute("select status, reason from bj.orders where id = %s", [order["order_id"]]).fetchone()
     assert (row["status"], row["reason"]) == ("cancelled", "expired")
     assert db.execute("select balance from bj.users where id = %s", [user]).fetchone()["balance"] == balance
+
+
+# ---- a new client: the markets as they are, then what changes, with nothing in between
+
+def at_least_markets(db, make_market, n: int) -> None:
+    """Enough markets that the first page is not all of them."""
+    have = db.execute("select count(*) as n from bj.markets").fetchone()["n"]
+    for _ in range(n - have):
+        make_market()
+
+
+def keep_newest(view: dict[str, dict], markets: list[dict]) -> None:
+    for m in markets:
+        held = view.get(m["code"])
+        if held is None or held["version"] <= m["version"]:
+            view[m["code"]] = m
+
+
+def as_it_is(db) -> dict[str, tuple]:
+    """Every market's version and quantities in the database, as the client must end with."""
+    return {r["code"]: (r["version"], [str(x) for x in r["q"]])
+            for r in db.execute("select code, version, q from bj.markets")}
+
+
+def as_seen(view: dict[str, dict]) -> dict[str, tuple]:
+    return {c: (m["version"], [str(Decimal(str(o["shares"])).quantize(Decimal("0.000001"))) for o in m["outcomes"]])
+            for c, m in view.items()}
+
+
+class Traders:
+    """Threads trading on some markets until stopped."""
+
+    def __init__(self, db_url: str, markets: list[str], users: list[int]) -> None:
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._trade, args=(db_url, markets[i::len(users)], u))
+                        for i, u in enumerate(users)]
+
+    def _trade(self, db_url: str, markets: list[str], user: int) -> None:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            i = 0
+            while not self.stop.is_set():
+                rpc_sql(conn, user, "trade", market=markets[i % len(markets)], outcome="YES", side="buy",
+                        shares=Decimal("0.3"))
+                i += 1
+
+    def __enter__(self) -> Self:
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+
+def test_a_new_subscriber_reading_pages_after_its_cursor_ends_with_every_market_as_it_is(
+        server, db_url, db, make_market, make_user):
+    """The stream's first frame is a cursor; the pages of list_markets read after it, and the
+    batches that follow, bring every market, and each market's last state seen is its state in
+    the database, while trades commit on several markets throughout."""
+    at_least_markets(db, make_market, 12)
+    traded = [make_market() for _ in range(6)]
+    users = [make_user()["user_id"] for _ in range(3)]
+    view: dict[str, dict] = {}
+    with Traders(db_url, traded, users):
+        time.sleep(0.3)
+        sub = Subscriber(server)
+        sub.start()
+        sub.first_id()
+        after, pages = None, 0
+        while True:
+            r = httpx.get(server + "/api/v1/rpc/list_markets",
+                          params={"max_rows": 5, **({"after": after} if after else {})}, timeout=10)
+            assert r.status_code == 200, r.text
+            page = r.json()
+            keep_newest(view, page)
+            pages += 1
+            time.sleep(0.02)  # trades commit between the pages
+            if len(page) < 5:
+                break
+            after = page[-1]["code"]
+        time.sleep(0.3)
+    for _, batch in sub.batches(time.monotonic() + 1.5):
+        keep_newest(view, batch["markets"])
+    sub.stop.set()
+    assert pages > 2
+    final = as_it_is(db)
+    assert as_seen(view) == final, "every market, each as it is in the end"
+    assert all(final[m][0] > 0 for m in traded)
+
+
+def test_a_poller_starting_without_a_cursor_ends_with_every_market_as_it_is(db_url, db, make_market, make_user):
+    """changes() without a cursor: the cursor and the first page; then the other pages with
+    list_markets, then the answer to the cursor: every market, as it is, while trades commit."""
+    at_least_markets(db, make_market, 60)
+    traded = [make_market() for _ in range(6)]
+    users = [make_user()["user_id"] for _ in range(3)]
+    view: dict[str, dict] = {}
+    with Traders(db_url, traded, users):
+        time.sleep(0.3)
+        first = rpc_sql(db, None, "changes")
+        assert first["more"] is True and len(first["markets"]) == 50 and first["book"] == []
+        keep_newest(view, first["markets"])
+        after = first["markets"][-1]["code"]
+        while True:
+            page = rpc_sql(db, None, "list_markets", max_rows=20, after=after)
+            keep_newest(view, page)
+            if len(page) < 20:
+                break
+            after = page[-1]["code"]
+        time.sleep(0.2)
+    keep_newest(view, rpc_sql(db, None, "changes", since=first["cursor"])["markets"])
+    assert as_seen(view) == as_it_is(db), "every market, each as it is in the end"

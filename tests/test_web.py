@@ -6,7 +6,9 @@ caught up, accessibility (axe-core) and screenshots of every page at phone and d
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -14,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import ROOT, rpc_sql, start_server, unique
+from tests.conftest import ADMIN_URL, DB, ROOT, SECRET, rpc_sql, start_server, unique
 
 OUT = ROOT / "web" / "test-output"
 AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
@@ -366,6 +368,37 @@ def test_a_dropped_stream_is_said_on_screen_and_caught_up_on_reconnecting(browse
         page.close()
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_new_visitor_is_shown_every_market_however_many_pages_they_take(browser):
+    """More markets than one page of list_markets holds (the app asks for 500): it reads page
+    after page, each after the last code of the one before, and lists every market. (On a
+    database of its own, so that the count is known and no other test pays for the markets.)"""
+    name = unique("betjee_web_pages_")
+    url = subprocess.run([*DB, "create", ADMIN_URL, name], check=True, capture_output=True, text=True).stdout.strip()
+    try:
+        subprocess.run([*DB, "up", url], check=True, capture_output=True,
+                       env={**os.environ, "BETJEE_JWT_SECRET": SECRET, "BETJEE_NO_CRON": "1"})
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("select count(admin.create_market(format('p%s', i), format('Market %s', i)))"
+                         " from generate_series(1, 520) i")
+        proc, base = start_server(url)
+        page = browser.new_page(viewport=DESKTOP)
+        asked: list[str] = []
+        page.on("request", lambda r: "/rpc/list_markets" in r.url and asked.append(r.url))
+        try:
+            page.goto(base + "/#/")
+            page.click("button[aria-pressed]:has-text('All')")
+            page.wait_for_function("() => document.querySelectorAll('tr[data-market]').length >= 520", timeout=20000)
+            shown = page.evaluate("[...document.querySelectorAll('tr[data-market]')].map((r) => r.dataset.market)")
+            assert sorted(shown) == sorted(f"p{i}" for i in range(1, 521)), "every market, once"
+            assert len(asked) == 2 and "after=p500" in asked[1] and "max_rows=500" in asked[0], asked
+        finally:
+            page.close()
+            proc.terminate()
+            proc.wait(10)
+    finally:
+        subprocess.run([*DB, "drop", ADMIN_URL, name], check=True, capture_output=True)
 
 
 def tab_to(page, selector: str, most: int = 60) -> None:

@@ -50,15 +50,36 @@ function Header({ status, page }) {
   </header>`;
 }
 
+// Every market, a page at a time: api.list_markets in the order markets were created, each page
+// after the last code of the one before, until a page comes back short. A page the server
+// could not answer (no answer, or a 5xx) is asked again.
+const PAGE = 500;
+async function loadMarkets() {
+  let after = null;
+  for (;;) {
+    let page;
+    try {
+      page = await api.read('list_markets', { max_rows: PAGE, after });
+    } catch (e) {
+      if (e.status && e.status < 500) return;
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      continue;
+    }
+    store.putMarkets(page);
+    if (page.length < PAGE) return;
+    after = page[page.length - 1].code;
+  }
+}
+
 function App() {
   const [where, setWhere] = useState(route());
   const [status, setStatus] = useState('connecting');
   useEffect(() => {
     const onHash = () => { setWhere(route()); window.scrollTo(0, 0); };
     window.addEventListener('hashchange', onHash);
-    api.read('list_markets').then(store.putMarkets, () => {});
     refreshMe();
-    const close = connect({ onBatch: store.batch, onStatus: setStatus });
+    // the markets are read once the stream is open (then again if it must start afresh)
+    const close = connect({ onBatch: store.batch, onStatus: setStatus, onFresh: loadMarkets });
     return () => { window.removeEventListener('hashchange', onHash); close(); };
   }, []);
   // after a drop, what the stream missed is sent on reconnecting; the account is read again
