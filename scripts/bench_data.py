@@ -151,7 +151,7 @@ def main() -> None:
     if which in ("small", "both"):
         build(admin_url, "betjee_bench_small", SMALL)
     if which in ("large", "both"):
-        build(admin_url, "betjee_bench_large", LARGE)
+        build(admin_url, os.environ.get("BENCH_LARGE_DB", "betjee_bench_large"), LARGE)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 # the trader with the most positions
 OPERATIONS = [
     ("analytics.leaderboard top 10", "analyst", "select * from analytics.leaderboard order by rank limit 10"),
+    ("api.leaderboard(10)", "anon", "select api.leaderboard(10)"),
     ("admin.check_invariants()", None, "select * from admin.check_invariants()"),
     ("api.price_history hot market, 1 hour", "anon", "select api.price_history('{hot}', '1 hour')"),
     ("api.price_history hot market, 1 minute", "anon", "select api.price_history('{hot}', '1 minute')"),
@@ -28,11 +29,13 @@ OPERATIONS = [
                (array_agg(price order by at, trade_id))[1] as open, max(price) as high, min(price) as low,
                (array_agg(price order by at desc, trade_id desc))[1] as close, sum(volume) as volume
           from analytics.price_history where market = '{hot}' group by 1, 2 order by 1, 2"""),
+    ("analytics.candles 15-min, one market", "analyst", "select * from analytics.candles('{hot}', '15 minutes')"),
     ("api.list_markets()", "anon", "select api.list_markets()"),
     ("api.changes() without cursor", "anon", "select api.changes()"),
     ("api.me(), the trader with the most positions", "me", "select api.me()"),
     ("analytics.trades one market, last 100", "analyst",
      "select * from analytics.trades where market = '{hot}' order by at desc limit 100"),
+    ("analytics.recent_trades one market, last 100", "analyst", "select * from analytics.recent_trades('{hot}', 100)"),
     ("analytics.market_stats one market", "analyst", "select * from analytics.market_stats where market = '{one}'"),
     ("analytics.market_stats, every market", "analyst", "select * from analytics.market_stats"),
     ("analytics.house_pnl one market", "analyst", "select * from analytics.house_pnl where market = '{one}'"),

@@ -32,6 +32,9 @@ BOTS = ("pgtap/45_bots.sql",)
 BOT_MODEL = ("tests/test_bot_properties.py",)
 WEB = ("tests/test_web.py",)
 STREAM_BOOK = "tests/test_stream.py::test_a_stream_rebuilds_the_book_from_its_numbered_changes_across_a_reconnect"
+UNRESOLVE = ("pgtap/55_unresolve.sql", "tests/test_unresolve.py")
+CANDLES = ("pgtap/90_analytics.sql", "tests/test_candles.py")
+ANALYTICS = ("pgtap/90_analytics.sql",)
 
 MUTANTS = [
     # ---- pricing (sql/10_pricing.sql)
@@ -327,4 +330,28 @@ MUTANTS = [
     Mutant("sql/50_lifecycle.sql", "admin.set_phase", "if set_phase.phase = 'in_play' and v_market.phase <> 'in_play' then",
            "if false then", "going in play lapses nothing",
            BOOK + ("tests/test_dba.py::test_a_book_market_by_script_goes_in_play_and_lapses_its_lapse_orders",)),
+    # ---- undoing a resolution (sql/50_lifecycle.sql)
+    Mutant("sql/50_lifecycle.sql", "admin.unresolve_market", "v_owed := greatest(0, v_u.taken_back - v_balance);",
+           "v_owed := 0;", "a spent payout is taken back below zero instead of becoming a debt", UNRESOLVE),
+    Mutant("sql/50_lifecycle.sql", "admin.unresolve_market",
+           "sum(case when l.credit like 'pos:%' then l.amount else -l.amount end) as shares",
+           "sum(l.amount) as shares", "a short comes back as a long", UNRESOLVE),
+    Mutant("sql/50_lifecycle.sql", "admin.unresolve_market", "then 'closed' else 'open' end",
+           "then 'open' else 'open' end", "an unresolved market reopens without a new close time", UNRESOLVE),
+    Mutant("sql/50_lifecycle.sql", "bj.unresolution", "when l.credit = bj.cash_account(l.user_id) then -l.amount",
+           "when l.credit = bj.cash_account(l.user_id) then l.amount",
+           "what a resolution took from a balance counts as paid to it", UNRESOLVE),
+    Mutant("sql/50_lifecycle.sql", "admin.collect_debts", "select least(u.balance, v_d.owed) into v_take",
+           "select v_d.owed into v_take", "a debt is collected beyond the balance", UNRESOLVE),
+    # ---- reads at scale (sql/90_analytics.sql)
+    Mutant("sql/90_analytics.sql", "admin.roll_candles", "close = excluded.close,", "close = c.close,",
+           "a minute rolled in parts keeps its first part's close", CANDLES),
+    Mutant("sql/90_analytics.sql", "admin.roll_candles", "high = greatest(c.high, excluded.high)",
+           "high = excluded.high", "a minute rolled in parts forgets its earlier high", CANDLES),
+    Mutant("sql/90_analytics.sql", "bj.candles", "select 2, t.created_at, t.id", "select 0, t.created_at, t.id",
+           "the trades past the watermark are ordered before the rolled minutes", CANDLES),
+    Mutant("sql/90_analytics.sql", "admin.refresh_leaderboard", "net_worth = excluded.net_worth",
+           "net_worth = s.net_worth", "a refresh keeps each trader's old net worth", ANALYTICS),
+    Mutant("sql/90_analytics.sql", "analytics.recent_trades", "order by t.created_at desc, t.id desc",
+           "order by t.created_at, t.id", "a market's first trades given as its last", ANALYTICS),
 ]
