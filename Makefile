@@ -10,10 +10,10 @@ DBURL = $(or $(DATABASE_URL),$(shell scripts/cluster.sh url))
 # The token signing secret, shared by the database and the HTTP layer.
 export BETJEE_JWT_SECRET := $(shell scripts/secret.sh)
 
-.PHONY: help deps db dburl psql analyst stop migrate rollback seed run test lint bench mutate schema backup replica
+.PHONY: help deps db dburl psql analyst stop migrate rollback seed run test lint bench mutate schema backup replica bench-data bench-reads
 
 help:
-	@echo "make run | test | db | dburl | psql | analyst | stop | migrate | rollback | lint | bench | mutate | backup | replica"
+	@echo "make run | test | db | dburl | psql | analyst | stop | migrate | rollback | lint | bench | mutate | backup | replica | bench-data | bench-reads"
 
 deps:
 	@scripts/deps.sh
@@ -82,6 +82,19 @@ bench: deps
 	@BETJEE_ADMIN_URL="$(DBURL)" $(PY) scripts/bench.py
 	@BETJEE_ADMIN_URL="$(DBURL)" $(PY) scripts/bench_web.py
 	@BETJEE_ADMIN_URL="$(DBURL)" $(PY) scripts/bench_bots.py
+	@BETJEE_ADMIN_URL="$(DBURL)" $(PY) scripts/bench_reads.py
+
+# the databases `make bench` times reads on: 40,000 and 1,100,000 trades grown through the trade
+# path (kept; BENCH_TRADES sizes the large one)
+bench-data: deps
+	@scripts/deps.sh bench
+	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
+	@BETJEE_ADMIN_URL="$(DBURL)" $(PY) scripts/bench_data.py
+
+# only the reads, on the databases bench-data built
+bench-reads: deps
+	@[ -n "$(DATABASE_URL)" ] || scripts/cluster.sh start
+	@BETJEE_ADMIN_URL="$(DBURL)" $(PY) scripts/bench_reads.py
 
 # the mutation run (not part of make test): tests/mutants.py against the tests owning each rule
 mutate: deps

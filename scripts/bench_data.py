@@ -25,7 +25,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-import db as dbtool  # noqa: E402
+import db as dbtool
 
 LARGE = int(os.environ.get("BENCH_TRADES", "1100000"))
 SMALL = 40_000
