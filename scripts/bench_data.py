@@ -61,7 +61,7 @@ begin
     begin
       perform bj.trade(v_user + %(first_user)s - 1, v_code, v_outcome, v_side,
                        (1 + floor(random() * 20))::numeric, null, null, null, null);
-    exception when sqlstate 'BJ001' or sqlstate 'BJ005' or sqlstate 'BJ006' then
+    exception when sqlstate 'BJ001' or sqlstate 'BJ005' or sqlstate 'BJ006' or sqlstate 'BJ020' then
       null;
     end;
     commit;
@@ -81,12 +81,19 @@ def sizes(trades: int) -> dict[str, int]:
 def build(admin_url: str, name: str, trades: int) -> None:
     s = sizes(trades)
     started = time.monotonic()
+    os.environ.setdefault("BETJEE_JWT_SECRET", "bench-secret-" + "b" * 40)
+    os.environ["BETJEE_NO_CRON"] = "1"
+    if os.environ.get("BENCH_RESUME") == "1":
+        # go on with a build that stopped while trading: its traders and markets are there
+        url = dbtool.with_dbname(admin_url, name)
+        with psycopg.connect(url, autocommit=True) as conn:
+            s["trades"] -= conn.execute("select count(*) from bj.trades").fetchone()[0]
+            first = conn.execute("select min(id) from bj.users where username like 'trader%%'").fetchone()[0]
+        return trade_and_settle(url, name, s, first, started, seed=0.7)
     subprocess.run([sys.executable, str(ROOT / "scripts" / "db.py"), "drop", admin_url, name],
                    check=True, capture_output=True)
     url = subprocess.run([sys.executable, str(ROOT / "scripts" / "db.py"), "create", admin_url, name],
                          capture_output=True, text=True, check=True).stdout.strip()
-    os.environ.setdefault("BETJEE_JWT_SECRET", "bench-secret-" + "b" * 40)
-    os.environ["BETJEE_NO_CRON"] = "1"
     dbtool.up(url)
     with psycopg.connect(url, autocommit=True) as conn:
         for key, value in (("bcrypt_cost", "4"), ("trade_cooldown_ms", "0"), ("signup_ip_max", "100000000"),
@@ -106,11 +113,14 @@ def build(admin_url: str, name: str, trades: int) -> None:
     half = s["users"] // 2
     run_all([lambda: signups(1, half), lambda: signups(half + 1, s["users"])])
     print(f"{name}: {s['users']} traders in {time.monotonic() - started:.0f} s", flush=True)
+    trade_and_settle(url, name, s, first, started, seed=0.1)
 
+
+def trade_and_settle(url: str, name: str, s: dict[str, int], first: int, started: float, seed: float) -> None:
     def trading(worker: int) -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(TRADE_LOOP % {"n": s["trades"] // WORKERS, "markets": s["markets"], "users": s["users"],
-                                       "heavy": HEAVY, "seed": 0.1 * (worker + 1), "first_user": first})
+                                       "heavy": HEAVY, "seed": seed * (worker + 1), "first_user": first})
     run_all([lambda w=w: trading(w) for w in range(WORKERS)])
     with psycopg.connect(url, autocommit=True) as conn:
         done = conn.execute("select count(*) from bj.trades").fetchone()[0]
