@@ -908,13 +908,14 @@ end;
 
 
 -- What changed after a cursor: the state now of every market that changed since, and the next
--- cursor. A cursor is the snapshot an answer was read in and the time its statuses were read
--- as of (`xmin:xmax:xip@microseconds since 1970`). A market changed if its row's last change is
--- not in the cursor's snapshot, or if its close_at passed after the cursor's time (it reads as
--- closed with no row change). Each change is handed out by the first answer that sees it and by
--- no later one: no gap, no repeat, and a market that never stops trading still comes in every
--- answer. With p_until (a later cursor: the stream's catch-up), only the changes up to it whose
--- state now is the one it saw: what changed after it belongs to the answers that follow it.
+-- cursor. A cursor is the snapshot an answer was read in (as bj.cursor_snapshot names it, on a
+-- standby too) and the time its statuses were read as of (`xmin:xmax:xip@microseconds since
+-- 1970`). A market changed if its row's last change is not in the cursor's snapshot, or if its
+-- close_at passed after the cursor's time (it reads as closed with no row change). Each change
+-- is handed out by the first answer that sees it and by no later one: no gap, no repeat, and a
+-- market that never stops trading still comes in every answer. With p_until (a later cursor:
+-- the stream's catch-up), only the changes up to it whose state now is the one it saw: what
+-- changed after it belongs to the answers that follow it.
 -- Without a cursor, the first answer: a cursor and, read in its snapshot, the first page of
 -- markets (api.list_markets' first page; `more` says whether others follow): a client reads
 -- the rest with api.list_markets after it, and every market that changes meanwhile comes again,
@@ -931,7 +932,7 @@ declare
 begin
   select * into v_since from bj.read_cursor(p_since);
   select * into v_until from bj.read_cursor(p_until);
-  v_snapshot := coalesce(v_until.snapshot, pg_current_snapshot());
+  v_snapshot := coalesce(v_until.snapshot, bj.cursor_snapshot());
   v_at := coalesce(v_until.at, v_now);
   if p_since is null then
     if p_until is not null then
@@ -966,6 +967,50 @@ begin
                  and (p_until is null or pg_visible_in_snapshot(c.xid, v_snapshot))
                group by c.market_id, c.seq) c
         join bj.markets m on m.id = c.market_id), '[]'));
+end $$;
+
+-- The snapshot an answer's cursor names: one that counts as seen only transactions whose
+-- changes that answer saw, or that never commit (architecture.md §17). On a primary, the
+-- answer's own snapshot, as pg_current_snapshot() gives it. A snapshot taken on a hot standby
+-- lists none of the primary's transactions in progress: the standby, unable to tell them from
+-- subtransactions, keeps them all in the snapshot's subtransaction list, which
+-- pg_current_snapshot() leaves out. Its `xmin:xmax:` would count every transaction from xmin on
+-- as ended, and one of them committing later would be handed out by no answer. Its bounds are
+-- sound: xmin is the oldest id the standby holds in progress (an id below one the WAL has shown
+-- counts as in progress until its commit or abort is replayed), and nothing from xmax on is
+-- seen. So there the cursor names as in progress every id from xmin to xmax but those that
+-- last changed a market or a book in this snapshot (each committed in it, its changes in this
+-- answer or an earlier one), at most p_max_open of them; past that it ends (its xmax) at the
+-- first it cannot name, and a later answer may repeat a market at the version it had, but
+-- misses none. (On a primary, only a transaction that wrote before it read sees a snapshot of
+-- that shape, its own id the xmin; the same reading holds for it.)
+create or replace function bj.cursor_snapshot(p_max_open int default 100) returns pg_snapshot
+language plpgsql stable as $$
+declare
+  v_now pg_snapshot := pg_current_snapshot();
+  v_xmin bigint := pg_snapshot_xmin(v_now)::text::bigint;
+  v_xmax bigint := pg_snapshot_xmax(v_now)::text::bigint;
+  v_open bigint[];
+begin
+  if v_xmin = v_xmax or exists (select from pg_snapshot_xip(v_now)) then
+    return v_now;
+  end if;
+  with seen as (
+    select m.changed_xid::text::bigint as xid from bj.markets m
+     where m.changed_xid >= pg_snapshot_xmin(v_now)
+    union
+    select c.xid::text::bigint from bj.book_changes c where c.xid >= pg_snapshot_xmin(v_now))
+  select array_agg(o.xid order by o.xid) into v_open
+    from (select x.xid
+            from generate_series(v_xmin, least(v_xmax, v_xmin + p_max_open + 1
+                                                      + (select count(*) from seen)) - 1) x(xid)
+           where x.xid not in (select seen.xid from seen)
+           order by x.xid limit p_max_open + 1) o;
+  if cardinality(v_open) > p_max_open then
+    v_xmax := v_open[p_max_open + 1];
+    v_open := v_open[1:p_max_open];
+  end if;
+  return format('%s:%s:%s', v_xmin, v_xmax, array_to_string(v_open, ','))::pg_snapshot;
 end $$;
 
 -- A time in a cursor: whole microseconds since 1970, exact both ways.

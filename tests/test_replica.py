@@ -4,9 +4,10 @@ standby made by scripts/replica.sh (pg_basebackup -R, streaming replication), an
 server pointed at both (BETJEE_REPLICA_URL). A trade on the primary reaches the standby's reads
 and its stream; a standby whose replay is paused shows others the state before the trade (so
 it is the one answering) while the writer reads its own write; a standby too far behind
-serves nobody; a cursor the standby issued resumes without a gap or a repeat; with the standby
-stopped, reads and the stream carry on from the primary without one error, and come back to
-the standby once it runs again."""
+serves nobody; a cursor the standby issued resumes without a gap or a repeat, and one it
+issued while a trade was still open on the primary hands that trade out once it commits; with
+the standby stopped, reads and the stream carry on from the primary without one error, and
+come back to the standby once it runs again."""
 
 from __future__ import annotations
 
@@ -383,6 +384,88 @@ def test_a_cursor_issued_by_the_standby_resumes_without_gap_or_repeat(setup):
         assert versions, f"{m} changed while away and must arrive"
         assert versions == sorted(set(versions)), f"no repeats: {versions}"
         assert versions[-1] == counts[i], "the last state seen is the final one"
+    after = stream_polls(setup)
+    assert after["replica1"] > polls["replica1"] and after["primary"] == polls["primary"], \
+        "every read of the feed was the standby's"
+    assert reads(setup)["replica1"] - catch_ups["replica1"] == 1, "the catch-up too"
+
+
+def changes_on_standby(setup: Setup, since: str | None) -> dict:
+    """api.changes read on the standby itself, as a visitor."""
+    with psycopg.connect(setup.standby) as conn:
+        conn.execute("set role anon")
+        return conn.execute("select api.changes(%s)", [since]).fetchone()[0]
+
+
+def changes_until(sub: Subscriber, market: str, version: int) -> list[tuple[str, str, int]]:
+    """(event id, market, version) of every market in the stream's batches, until that version
+    of that market comes."""
+    seen: list[tuple[str, str, int]] = []
+    deadline = time.monotonic() + 20
+    while (market, version) not in [(m, v) for _, m, v in seen]:
+        assert time.monotonic() < deadline, f"{market} version {version} never came: {seen}"
+        seen += [(i, m["code"], m["version"]) for i, b in sub.batches(time.monotonic() + 0.1)
+                 for m in b["markets"]]
+    return seen
+
+
+def test_a_trade_open_when_the_standby_issues_a_cursor_comes_after_it(setup):
+    """A standby's snapshot lists none of the primary's transactions in progress (it keeps them
+    where pg_current_snapshot() does not look): a trade still open on the primary while a newer
+    one commits must not count as seen in a cursor the standby issues, whether a client polls the
+    standby with it, the stream reads on the standby past it, or a subscriber resumes from it;
+    and the newer trade, which the cursor did see, does not come again."""
+    early, late = new_market(setup), new_market(setup)
+    with psycopg.connect(setup.primary, autocommit=True) as conn:
+        users = [int(conn.execute("select (bj.signup(%s, 'password123', null)) ->> 'user_id'",
+                                  [unique("u")]).fetchone()[0]) for _ in range(2)]
+    replayed(setup)
+    polls = stream_polls(setup)
+    sub = Subscriber(setup.base)
+    sub.start()
+    sub.first_id()
+    with psycopg.connect(setup.primary) as held:  # the early trade, its transaction kept open
+        held.execute("select set_config('role', 'authenticated', true),"
+                     " set_config('request.jwt.claims', %s, true)",
+                     [f'{{"sub": "{users[0]}", "role": "authenticated"}}'])
+        xid = held.execute("select pg_current_xact_id()::text, api.trade(market => %s,"
+                           " outcome => 'YES', side => 'buy', shares => 2)", [early]).fetchone()[0]
+        with psycopg.connect(setup.primary, autocommit=True) as conn:  # a newer one commits
+            rpc_sql(conn, users[1], "trade", market=late, outcome="YES", side="buy",
+                    shares=Decimal(1))
+        replayed(setup)
+        cursor = changes_on_standby(setup, None)["cursor"]
+        with psycopg.connect(setup.standby) as conn:
+            seen = conn.execute(
+                "select pg_visible_in_snapshot(%s::xid8, %s::pg_snapshot),"
+                "       pg_visible_in_snapshot(m.changed_xid, %s::pg_snapshot)"
+                "  from bj.markets m where m.code = %s",
+                [xid, cursor.split("@")[0], cursor.split("@")[0], late]).fetchone()
+            assert seen == (False, True), \
+                f"the standby's cursor {cursor}: the open trade {xid} unseen, the newer one seen"
+            assert conn.execute("select bj.cursor_snapshot(0)::text").fetchone()[0] == \
+                f"{xid}:{xid}:", "allowed to name none, it sees nothing from the open trade on"
+        # the stream's cursor once its batch with the newer trade was read on the standby
+        stream_cursor = next(i for i, m, v in changes_until(sub, late, 1) if (m, v) == (late, 1))
+        held.commit()
+    replayed(setup)
+
+    ours = (early, late)
+    polled = [(m["code"], m["version"]) for m in changes_on_standby(setup, cursor)["markets"]]
+    assert [(m, v) for m, v in polled if m in ours] == [(early, 1)], \
+        "polling the standby with its cursor"
+    live = changes_until(sub, early, 1)
+    sub.stop.set()
+    assert [(m, v) for _, m, v in live if m in ours] == [(early, 1)], \
+        "the stream, read on the standby"
+    catch_ups = reads(setup)
+    resumed = Subscriber(setup.base, last_id=stream_cursor)
+    resumed.start()
+    assert resumed.first_id() == stream_cursor
+    caught_up = changes_until(resumed, early, 1)
+    resumed.stop.set()
+    assert [(m, v) for _, m, v in caught_up if m in ours] == [(early, 1)], \
+        "resuming from the stream's cursor"
     after = stream_polls(setup)
     assert after["replica1"] > polls["replica1"] and after["primary"] == polls["primary"], \
         "every read of the feed was the standby's"
