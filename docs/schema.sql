@@ -152,6 +152,46 @@ ALTER TABLE bj.bots ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     CACHE 1
 );
 
+CREATE TABLE bj.candles (
+    market_id bigint NOT NULL,
+    minute timestamp with time zone NOT NULL,
+    outcome smallint NOT NULL,
+    open numeric(12,9) NOT NULL,
+    high numeric(12,9) NOT NULL,
+    low numeric(12,9) NOT NULL,
+    close numeric(12,9) NOT NULL,
+    volume numeric NOT NULL
+);
+
+ALTER TABLE ONLY bj.candles FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE bj.candles_rolled (
+    market_id bigint NOT NULL,
+    trade_id bigint NOT NULL
+);
+
+ALTER TABLE ONLY bj.candles_rolled FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE bj.checkpoint (
+    one boolean DEFAULT true NOT NULL,
+    ledger_id bigint NOT NULL,
+    trade_id bigint NOT NULL,
+    order_id bigint NOT NULL,
+    taken_at timestamp with time zone NOT NULL,
+    verified_at timestamp with time zone NOT NULL,
+    CONSTRAINT checkpoint_one_check CHECK (one)
+);
+
+ALTER TABLE ONLY bj.checkpoint FORCE ROW LEVEL SECURITY;
+
+CREATE TABLE bj.checkpoint_balances (
+    account text NOT NULL,
+    asset text NOT NULL,
+    balance numeric NOT NULL
+);
+
+ALTER TABLE ONLY bj.checkpoint_balances FORCE ROW LEVEL SECURITY;
+
 CREATE TABLE bj.collateral (
     user_id bigint NOT NULL,
     market_id bigint NOT NULL,
@@ -508,6 +548,18 @@ ALTER TABLE ONLY bj.bots
 ALTER TABLE ONLY bj.bots
     ADD CONSTRAINT bots_user_id_key UNIQUE (user_id);
 
+ALTER TABLE ONLY bj.candles
+    ADD CONSTRAINT candles_pkey PRIMARY KEY (market_id, minute, outcome);
+
+ALTER TABLE ONLY bj.candles_rolled
+    ADD CONSTRAINT candles_rolled_pkey PRIMARY KEY (market_id);
+
+ALTER TABLE ONLY bj.checkpoint_balances
+    ADD CONSTRAINT checkpoint_balances_pkey PRIMARY KEY (account, asset);
+
+ALTER TABLE ONLY bj.checkpoint
+    ADD CONSTRAINT checkpoint_pkey PRIMARY KEY (one);
+
 ALTER TABLE ONLY bj.collateral
     ADD CONSTRAINT collateral_pkey PRIMARY KEY (user_id, market_id);
 
@@ -612,6 +664,8 @@ CREATE INDEX settlement_log_market ON bj.settlement_log USING btree (market_id, 
 
 CREATE INDEX standings_rank ON bj.standings USING btree (rank);
 
+CREATE INDEX trades_market_id ON bj.trades USING btree (market_id, id);
+
 CREATE INDEX trades_market_time ON bj.trades USING btree (market_id, created_at);
 
 CREATE INDEX trades_order ON bj.trades USING btree (order_id) WHERE (order_id IS NOT NULL);
@@ -689,6 +743,14 @@ ALTER TABLE bj.bot_programs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE bj.bot_runs ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE bj.bots ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.candles ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.candles_rolled ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.checkpoint ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE bj.checkpoint_balances ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE bj.collateral ENABLE ROW LEVEL SECURITY;
 

@@ -1,6 +1,7 @@
 -- sql/95_invariants.sql: the invariant checker as a product of its own. Each invariant it
 -- reports is broken on purpose, alone (as the owner, guards lifted inside a savepoint), and
--- the checker must name that one and only that one.
+-- the full replay (admin.check_invariants_full) must name that one and only that one. The
+-- incremental check from a checkpoint is pgtap/96_checkpoint.sql's.
 begin;
 \ir helpers/setup.psql
 select plan(28);
@@ -22,11 +23,11 @@ select (bj.place_order(:short, 'i3', 'YES', 'sell', 'limit', 2, 0.70, null, null
                        null, 'cancel_resting', null, null, null) ->> 'order_id')::bigint as ask \gset
 select (bj.place_order(:long, 'i1', 'YES', 'buy', 'limit', 5, 0.30, null, null, 'gtc', null, false, 'persist',
                        null, 'cancel_resting', null, null, null) ->> 'order_id')::bigint as amm_bid \gset
-select is_empty('select * from admin.check_invariants()', 'the state to break holds every invariant');
+select is_empty('select * from admin.check_invariants_full()', 'the state to break holds every invariant');
 
 -- the names the checker can report, read from its definition: a new one without a case here fails
 select is((select array_agg(distinct m[1] order by m[1])
-             from regexp_matches(pg_get_functiondef('admin.check_invariants'::regproc), $$SELECT '([a-z ]+)'::text$$, 'g') m),
+             from regexp_matches(pg_get_functiondef('bj.invariant_violations'::regproc), $$SELECT '([a-z ]+)'::text$$, 'g') m),
           array['balance equals ledger', 'balance is not negative', 'book is not crossed', 'book levels add up',
                 'collateral equals ledger', 'collateral matches shorts', 'escrow equals ledger', 'fill at the resting price',
                 'ledger is guarded', 'ledger position has a row', 'market has a quantity per outcome',
@@ -39,7 +40,7 @@ select is((select array_agg(distinct m[1] order by m[1])
           'every invariant the checker reports is broken below');
 
 create function tests.reported() returns text[]
-language sql as $$ select coalesce(array_agg(distinct invariant order by invariant), '{}') from admin.check_invariants() $$;
+language sql as $$ select coalesce(array_agg(distinct invariant order by invariant), '{}') from admin.check_invariants_full() $$;
 -- move coins from one account to another in the ledger alone (no cache follows)
 create function tests.post(p_from text, p_to text, p_amount numeric) returns void
 language sql as $$ select bj.post(nextval('bj.journal_seq'), 'test', 'coin', p_from, p_to, p_amount) $$;
@@ -166,7 +167,7 @@ alter table bj.ledger disable trigger _100_append_only;
 select is(tests.reported(), '{ledger is guarded}', 'the ledger''s append-only guard switched off');
 rollback to savepoint s;
 
-select is_empty('select * from admin.check_invariants()', 'and after each, the state holds again');
+select is_empty('select * from admin.check_invariants_full()', 'and after each, the state holds again');
 
 select * from finish();
 rollback;

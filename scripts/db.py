@@ -22,6 +22,7 @@ import os
 import re
 import shlex
 import sys
+import zlib
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -108,6 +109,14 @@ def schema(url: str) -> str:
 JOB = "betjee-housekeeping:{}"
 LEGACY_JOB = "betjee-prune-keys:{}"
 HOUSEKEEPING = "select admin.prune_idempotency(), admin.collect_debts()"
+CHECKPOINT_JOB = "betjee-checkpoint:{}"
+CHECKPOINT = "call admin.checkpoint_invariants()"
+
+
+def checkpoint_schedule(name: str) -> str:
+    """Every hour, at a minute of the database's own (a server's databases do not all replay
+    their ledgers at once)."""
+    return f"{zlib.crc32(name.encode()) % 60} * * * *"
 
 
 def cron_database(url: str) -> str | None:
@@ -121,9 +130,10 @@ def cron_database(url: str) -> str | None:
 
 def schedule(url: str) -> None:
     """Where the server runs pg_cron (the embedded cluster does), this database's housekeeping
-    is scheduled there: admin.prune_idempotency and admin.collect_debts every minute. Elsewhere
-    nothing is (docs/dba.md
-    says how); BETJEE_NO_CRON=1 skips it (a template database must have no one connected)."""
+    is scheduled there: admin.prune_idempotency and admin.collect_debts every minute, and a
+    checkpoint of the invariants every hour (admin.checkpoint_invariants). Elsewhere nothing is
+    (docs/dba.md says how); BETJEE_NO_CRON=1 skips it (a template database must have no one
+    connected)."""
     name = conninfo_to_dict(url).get("dbname")
     cron = cron_database(url)
     if not cron or not name or os.environ.get("BETJEE_NO_CRON") == "1":
@@ -135,6 +145,8 @@ def schedule(url: str) -> None:
                              [LEGACY_JOB.format(name)])
                 conn.execute("select cron.schedule_in_database(%s, '* * * * *', %s, %s)",
                              [JOB.format(name), HOUSEKEEPING, name])
+                conn.execute("select cron.schedule_in_database(%s, %s, %s, %s)",
+                             [CHECKPOINT_JOB.format(name), checkpoint_schedule(name), CHECKPOINT, name])
     except psycopg.Error as exc:
         print(f"housekeeping not scheduled ({exc}): docs/dba.md says how", file=sys.stderr)
 
@@ -148,9 +160,9 @@ def unschedule(url: str) -> None:
         with psycopg.connect(with_dbname(url, cron), autocommit=True) as conn:
             if conn.execute("select 1 from pg_extension where extname = 'pg_cron'").fetchone():
                 conn.execute("select cron.unschedule(j.jobid) from cron.job j where j.jobname = any(%s)",
-                             [[JOB.format(name), LEGACY_JOB.format(name)]])
+                             [[JOB.format(name), LEGACY_JOB.format(name), CHECKPOINT_JOB.format(name)]])
     except psycopg.Error as exc:
-        print(f"the job of {name} not unscheduled: {exc}", file=sys.stderr)
+        print(f"the jobs of {name} not unscheduled: {exc}", file=sys.stderr)
 
 
 def down(url: str) -> None:

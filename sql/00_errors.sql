@@ -34,6 +34,7 @@ select * from (values
   ('BJ040', 'program_refused',       400, 'the program is refused',                      'docs/bots.md says what BetJeeScript allows'),
   ('BJ041', 'unknown_bot',           404, 'no such bot',                                 'api.my_bots() lists yours'),
   ('BJ050', 'statistics_unavailable', 503, 'statement statistics are not collected here', 'load pg_stat_statements: docs/dba.md'),
+  ('BJ060', 'checkpoint_refused',    409, 'no checkpoint of the ledger was written', 'the detail says why; admin.check_invariants_full() lists what is wrong'),
   ('BJ900', 'ledger_append_only',    403, 'the ledger is append-only',                   'post a compensating entry instead')
 ) as t(code, name, status, message, hint);
 

@@ -94,13 +94,13 @@ def db(db_url: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture(autouse=True)
 def invariants(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Every test leaves admin.check_invariants() empty."""
+    """Every test leaves admin.check_invariants_full() empty: the whole ledger replayed."""
     yield
     if "db_url" not in request.fixturenames:
         return
     url = request.getfixturevalue("db_url")
     with psycopg.connect(url) as conn:
-        broken = conn.execute("select * from admin.check_invariants()").fetchall()
+        broken = conn.execute("select * from admin.check_invariants_full()").fetchall()
     assert broken == [], f"invariants violated: {broken}"
 
 

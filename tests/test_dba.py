@@ -160,10 +160,12 @@ def test_slow_calls_counts_the_http_layers_calls_per_function(http, dba_url, db_
 def test_each_database_keeps_house_every_minute_by_pg_cron(db_url):
     """scripts/db.py up schedules a database's housekeeping (admin.prune_idempotency and
     admin.collect_debts) in the embedded cluster's
-    pg_cron (database postgres); the job runs; dropping the database unschedules it."""
+    pg_cron (database postgres), and a checkpoint of its invariants every hour; the
+    housekeeping job runs; dropping the database unschedules both."""
     import os
     import time
 
+    from scripts.db import checkpoint_schedule
     from tests.conftest import ADMIN_URL, DB
 
     def cron(sql: str, *args):
@@ -179,6 +181,9 @@ def test_each_database_keeps_house_every_minute_by_pg_cron(db_url):
     job = f"betjee-housekeeping:{name}"
     assert cron("select schedule, command, database, active from cron.job where jobname = %s", job) == [
         ("* * * * *", "select admin.prune_idempotency(), admin.collect_debts()", name, True)]
+    assert cron("select schedule, command, database, active from cron.job where jobname = %s",
+                f"betjee-checkpoint:{name}") == [
+        (checkpoint_schedule(name), "call admin.checkpoint_invariants()", name, True)]
     deadline = time.monotonic() + 75
     while not cron("""select 1 from cron.job_run_details d join cron.job j using (jobid)
                        where j.jobname = %s and d.status = 'succeeded'""", job):
@@ -190,9 +195,10 @@ def test_each_database_keeps_house_every_minute_by_pg_cron(db_url):
     url = subprocess.run([*DB, "create", ADMIN_URL, scratch], check=True, capture_output=True, text=True,
                          env=env).stdout.strip()
     subprocess.run([*DB, "up", url], check=True, capture_output=True, env=env)
-    assert cron("select count(*) from cron.job where jobname = %s", f"betjee-housekeeping:{scratch}") == [(1,)]
+    jobs = [f"betjee-housekeeping:{scratch}", f"betjee-checkpoint:{scratch}"]
+    assert cron("select count(*) from cron.job where jobname = any(%s)", jobs) == [(2,)]
     subprocess.run([*DB, "drop", ADMIN_URL, scratch], check=True, env=env)
-    assert cron("select count(*) from cron.job where jobname = %s", f"betjee-housekeeping:{scratch}") == [(0,)]
+    assert cron("select count(*) from cron.job where jobname = any(%s)", jobs) == [(0,)]
 
 
 def test_unresolve_script_dry_runs_then_unresolves_as_the_dba(dba_url, db, make_market, make_user):
