@@ -44,7 +44,8 @@ def function_span(text: str, path: str, name: str) -> tuple[int, int]:
             raise LookupError(name)
         end = re.compile(r"^(?:async def |def |class |@|[A-Za-z_])", re.MULTILINE).search(text, m.end())
         return m.start(), end.start() if end else len(text)
-    m = re.search(rf"^create or replace (?:function|view) {re.escape(name)}\b", text, re.MULTILINE | re.IGNORECASE)
+    m = re.search(rf"^create or replace (?:function|procedure|view) {re.escape(name)}\b", text,
+                  re.MULTILINE | re.IGNORECASE)
     if not m:
         raise LookupError(name)
     end = re.compile(r"^create or replace |^grant |^comment |^-- |^drop ", re.MULTILINE | re.IGNORECASE).search(

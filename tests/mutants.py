@@ -26,6 +26,7 @@ LIFECYCLE = ("pgtap/50_lifecycle.sql", "tests/test_properties.py::test_voiding_r
 AUTH = ("pgtap/60_auth.sql", "tests/test_hardening.py")
 RLS = ("pgtap/80_rls.sql", "tests/test_privacy.py")
 INVARIANTS = ("pgtap/95_invariants.sql",)
+CHECKPOINT = ("pgtap/96_checkpoint.sql",)
 HTTP = ("tests/test_http.py", "tests/test_hardening.py")
 BOOK = ("pgtap/35_book.sql",)
 BOTS = ("pgtap/45_bots.sql",)
@@ -174,13 +175,23 @@ MUTANTS = [
     Mutant("sql/02_rls.sql", "auth.uid", "->> 'sub'", "->> 'user_id'",
            "the trader's id is read from the wrong claim", RLS + ("tests/test_http.py",)),
     # ---- invariants (sql/95_invariants.sql)
-    Mutant("sql/95_invariants.sql", "admin.check_invariants",
+    Mutant("sql/95_invariants.sql", "bj.invariant_violations",
            "where k.required <> k.locked", "where k.required > k.locked",
            "'collateral matches shorts' misses collateral beyond what the shorts need", INVARIANTS),
-    Mutant("sql/95_invariants.sql", "admin.check_invariants",
+    Mutant("sql/95_invariants.sql", "bj.invariant_violations",
            "where m.status in ('open', 'closed') and m.pool < (select max(x) from unnest(m.q) x)",
            "where m.status in ('open', 'closed') and m.pool < (select min(x) from unnest(m.q) x)",
            "solvency is checked against the least likely payout", INVARIANTS),
+    Mutant("sql/95_invariants.sql", "bj.invariant_scope",
+           "where t.id in (select m.trade_id from moved m where m.trade_id <= p_trade_id)", "where false",
+           "a trade that commits after the checkpoint with an id below its watermark is not checked",
+           CHECKPOINT),
+    Mutant("sql/95_invariants.sql", "bj.invariant_scope",
+           "select o.id from bj.orders o where o.status = 'open'\n                             union ", "",
+           "an open order nothing posted to since the checkpoint is not checked", CHECKPOINT),
+    Mutant("sql/95_invariants.sql", "admin.checkpoint_invariants", "      lock table bj.ledger in share mode;\n", "",
+           "the watermark is read without waiting for the transactions still posting below it",
+           ("tests/test_checkpoint.py",)),
     # ---- the api schema (sql/70_api.sql, sql/90_analytics.sql)
     Mutant("sql/70_api.sql", "api.my_trades", "where t.user_id = v_uid and ", "where ",
            "api.my_trades shows everyone's trades", ("tests/test_privacy.py",)),
@@ -243,7 +254,7 @@ MUTANTS = [
     Mutant("sql/35_book.sql", "bj.rest_order", "perform bj.touch_level(p_market.id, p_j, p_side, p_price, p_remaining, 1);",
            "perform bj.touch_level(p_market.id, p_j, p_side, p_price, p_remaining, 0);",
            "a resting order is not counted in its level", BOOK),
-    Mutant("sql/95_invariants.sql", "admin.check_invariants",
+    Mutant("sql/95_invariants.sql", "bj.invariant_violations",
            "where t.order_id is not null and not exists (select 1 from bj.orders o where o.id = t.order_id)",
            "where false", "'trade names its order' misses a trade naming no order", INVARIANTS),
     Mutant("sql/35_book.sql", "bj.submit_order", "if p_post_only and v_plan.shares > 0 then", "if false then",
