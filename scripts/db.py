@@ -108,7 +108,8 @@ def schema(url: str) -> str:
 
 JOB = "betjee-housekeeping:{}"
 LEGACY_JOB = "betjee-prune-keys:{}"
-HOUSEKEEPING = "select admin.prune_idempotency(), admin.collect_debts()"
+HOUSEKEEPING = ("select admin.prune_idempotency(), admin.collect_debts(), admin.roll_candles(),"
+                " admin.refresh_leaderboard()")
 CHECKPOINT_JOB = "betjee-checkpoint:{}"
 CHECKPOINT = "call admin.checkpoint_invariants()"
 
@@ -130,7 +131,8 @@ def cron_database(url: str) -> str | None:
 
 def schedule(url: str) -> None:
     """Where the server runs pg_cron (the embedded cluster does), this database's housekeeping
-    is scheduled there: admin.prune_idempotency and admin.collect_debts every minute, and a
+    is scheduled there: admin.prune_idempotency, admin.collect_debts, admin.roll_candles and
+    admin.refresh_leaderboard every minute, and a
     checkpoint of the invariants every hour (admin.checkpoint_invariants). Elsewhere nothing is
     (docs/dba.md says how); BETJEE_NO_CRON=1 skips it (a template database must have no one
     connected)."""

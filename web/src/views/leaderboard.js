@@ -32,7 +32,7 @@ export function LeaderboardView() {
     <h1>Leaderboard</h1>
     ${error && html`<p class="error">${api.explain(error)}</p>`}
     ${rows && html`<div class="table-wrap"><table data-testid="leaderboard">
-      <caption class="sr-only">Traders by net worth</caption>
+      <caption>${rows.length ? `Ranked at ${new Date(rows[0].as_of).toLocaleTimeString()}, every minute` : 'Ranked every minute: nobody yet'}</caption>
       <thead><tr><th scope="col">Rank</th><th scope="col">Trader</th><th scope="col">Net worth</th><th scope="col">Profit</th></tr></thead>
       <tbody>${rows.map((r) => html`<tr key=${r.username}><td>${r.rank}</td><th scope="row">${r.username}</th>
         <td>${coins(r.net_worth)}</td><td class=${r.profit < 0 ? 'down' : 'up'}>${coins(r.profit)}</td></tr>`)}</tbody></table></div>`}
