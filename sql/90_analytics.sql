@@ -277,6 +277,9 @@ begin
                                         'profit', l.profit::numeric(24, 6), 'as_of', l.as_of)
                      order by l.rank, l.username)
       from (select * from analytics.leaderboard l
+             -- the first max_rows ranks by the rank's index (and whoever ties the last of them)
+             where l.rank <= (select max(s.rank) from (select s.rank from bj.standings s
+                                                        order by s.rank limit leaderboard.max_rows) s)
              order by l.rank, l.username limit leaderboard.max_rows) l), '[]');
 end $$;
 grant execute on function api.leaderboard(int) to anon, authenticated;
