@@ -4,7 +4,7 @@
 -- the audit log, reopening, resolving again, collecting debts; each refusal changes nothing.
 begin;
 \ir helpers/setup.psql
-select plan(42);
+select plan(48);
 
 select tests.user('alice') as alice, tests.user('bob') as bob, tests.user('carol') as carol,
        tests.user('dave') as dave \gset
@@ -113,12 +113,24 @@ select is((select sum(amount)::numeric from bj.ledger where kind = 'debt' and us
 select is((select shares::numeric from bj.positions where user_id = :dave and market_id = (select id from bj.markets where code = 'u2') and outcome = 1),
           100::numeric, 'the position is back');
 select is_empty($$ select * from admin.check_invariants() $$, 'the invariants hold with a debt');
+select is((select balance from analytics.leaderboard_live where username = 'dave'), -(100 - :'left_over'::numeric),
+          'the leaderboard counts the debt against the trader');
 -- collecting: the cancelled order's escrow comes back, and collect_debts takes it
 select bj.cancel_order(:dave, (select id from bj.orders where user_id = :dave and status = 'open')) \gset
 select is(admin.collect_debts(), :'escrowed'::numeric, 'collect_debts takes what the balance now holds');
 select is(tests.balance(:dave), 0::numeric, 'and leaves the balance at zero');
 select is((select sum(repaid)::numeric from bj.debts where user_id = :dave), :'escrowed'::numeric, 'recorded as repaid');
 select is(admin.collect_debts(), 0::numeric, 'with nothing more to take, it takes nothing');
+-- a newer debtor who can pay is not kept waiting behind one who cannot
+select tests.user('erin') as erin \gset
+select tests.market('u4') \gset
+select bj.trade(:erin, 'u4', 'YES', 'buy', 10, null, null, null, null) \gset
+select admin.resolve_market('u4', 'YES') \gset
+select bj.trade(:erin, 'other', 'YES', 'buy', floor(tests.balance(:erin) / 0.51), null, null, null, null) \gset
+select admin.unresolve_market('u4', 'wrong outcome') \gset
+select ok((select sum(amount - repaid) from bj.debts where user_id = :erin) > 0, 'a second debtor');
+select bj.trade(:erin, 'other', 'YES', 'sell', 1, null, null, null, null) \gset
+select ok(admin.collect_debts(1) > 0, 'collected from the one who can pay, past an older debt nobody can');
 select is_empty($$ select * from admin.check_invariants() $$, 'the invariants hold after collecting');
 
 -- reopening: the market trades again until the given time
@@ -129,6 +141,18 @@ select admin.unresolve_market('u3', 'resolved early', now() + interval '1 day') 
 select is((select status from bj.markets where code = 'u3'), 'open', 'reopened, the market is open');
 select lives_ok(format($$ select bj.trade(%s, 'u3', 'YES', 'buy', 1, null, null, null, null) $$, :bob), 'and takes trades');
 select is_empty($$ select * from admin.check_invariants() $$, 'the invariants hold after reopening');
+
+-- an account paid by the resolution and wiped since: refused, nothing changed
+select tests.user('fay') as fay \gset
+select tests.market('u5') \gset
+select bj.trade(:fay, 'u5', 'YES', 'buy', 10, null, null, null, null) \gset
+select admin.resolve_market('u5', 'YES') \gset
+select * from admin.wipe_users('{fay}') \gset
+select tests.ledger_rows() as rows5 \gset
+select throws_ok($$ select admin.unresolve_market('u5', 'wrong') $$, 'BJ008', null,
+                 'a resolution that paid an account wiped since is not unresolved');
+select is(tests.ledger_rows(), :rows5::bigint, 'and nothing is posted');
+select ok((select username from analytics.leaderboard_live where username = 'fay') is null, 'a wiped trader is not ranked');
 
 select * from finish();
 rollback;

@@ -108,8 +108,9 @@ def schema(url: str) -> str:
 
 JOB = "betjee-housekeeping:{}"
 LEGACY_JOB = "betjee-prune-keys:{}"
-HOUSEKEEPING = ("select admin.prune_idempotency(), admin.collect_debts(), admin.roll_candles(),"
-                " admin.refresh_leaderboard()")
+# (debts last: the traders they lock are held only until the job commits, just after)
+HOUSEKEEPING = ("select admin.prune_idempotency(), admin.roll_candles(), admin.refresh_leaderboard(),"
+                " admin.collect_debts()")
 CHECKPOINT_JOB = "betjee-checkpoint:{}"
 CHECKPOINT = "call admin.checkpoint_invariants()"
 

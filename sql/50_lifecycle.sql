@@ -575,6 +575,14 @@ begin
     perform bj.raise('BJ008', format('%s is %s, not resolved', v_market.code, v_market.status));
   end if;
   select * into v_resolution from bj.settlement_log s where s.market_id = v_market.id order by s.id desc limit 1;
+  -- a wiped account's payout was burned with the rest of its cash, and its shares would come
+  -- back to an account that may hold nothing: refused (restore from a backup instead: docs/dba.md)
+  if exists (select 1 from bj.unresolution(v_market) x join bj.users u on u.id = x.user_id
+              where u.disabled_at is not null) then
+    perform bj.raise('BJ008', format('%s paid %s, since wiped: unresolving it is refused', v_market.code,
+      (select string_agg(u.username, ', ' order by u.username) from bj.unresolution(v_market) x
+         join bj.users u on u.id = x.user_id where u.disabled_at is not null)));
+  end if;
 
   -- each account the resolution paid gives it back; what its balance cannot cover the house
   -- lends it first, as a debt
@@ -635,22 +643,27 @@ revoke execute on function admin.unresolve_market(text, text, timestamptz) from 
 grant execute on function admin.unresolve_market(text, text, timestamptz) to service_role;
 
 -- Collect what traders owe (bj.debts) from their balances, oldest debt first, as far as each
--- balance allows; at most p_max debts per call, skipping traders busy trading (their turn comes
--- next call). Answers the total collected.
+-- balance allows; at most max_debts debts of traders who have something to pay with, per call,
+-- skipping traders busy trading (their turn comes next call). A trader with nothing is not
+-- locked. Answers the total collected.
 create or replace function admin.collect_debts(max_debts int default 1000) returns numeric
 language plpgsql security definer set search_path = '' as $$
 declare
   v_journal bigint := nextval('bj.journal_seq');
   v_d record;
+  v_owed numeric;
   v_take numeric;
   v_total numeric := 0;
 begin
-  for v_d in select d.id, d.user_id, d.market_id, d.amount - d.repaid as owed
-               from bj.debts d where d.repaid < d.amount
+  for v_d in select d.id, d.user_id, d.market_id
+               from bj.debts d join bj.users u on u.id = d.user_id
+              where d.repaid < d.amount and u.balance > 0
               order by d.id limit greatest(0, coalesce(collect_debts.max_debts, 1000)) loop
     perform 1 from bj.users u where u.id = v_d.user_id for no key update skip locked;
     continue when not found;
-    select least(u.balance, v_d.owed) into v_take from bj.users u where u.id = v_d.user_id;
+    -- what is owed and what there is, read again under the lock (another call may have collected)
+    select d.amount - d.repaid into v_owed from bj.debts d where d.id = v_d.id for update;
+    select least(u.balance, v_owed) into v_take from bj.users u where u.id = v_d.user_id;
     continue when v_take <= 0;
     perform bj.post(v_journal, 'debt_paid', 'coin', bj.cash_account(v_d.user_id), 'house', v_take,
                     v_d.user_id, v_d.market_id);

@@ -396,8 +396,9 @@ select u.username, m.code as market, m.outcomes[p.outcome] as outcome, p.shares:
   cross join lateral (select analytics.market_prices(m.id) as prices) pr
  where p.shares <> 0;
 
--- Traders ranked by net worth now: cash, what is locked (shorts' collateral, resting orders'
--- escrowed coins) and positions marked to market (with the shares resting asks escrow).
+-- Traders ranked by net worth now: cash less what they owe (bj.debts), what is locked (shorts'
+-- collateral, resting orders' escrowed coins) and positions marked to market (with the shares
+-- resting asks escrow).
 -- profit is net worth less what came in from outside trading. It reads every position: the
 -- leaderboard (below) is this as of its last refresh.
 create or replace view analytics.leaderboard_live as
@@ -416,6 +417,8 @@ with prices as materialized (  -- each market priced once
    group by o.user_id
 ), locked as (
   select c.user_id, sum(c.amount) as amount from bj.collateral c where c.amount <> 0 group by c.user_id
+), owed as (  -- debts left by an unresolution, not yet collected
+  select d.user_id, sum(d.amount - d.repaid) as amount from bj.debts d where d.repaid < d.amount group by d.user_id
 ), paid as (  -- analytics.paid_in for everyone at once: bonuses, and transfers to and from each cash account
   select x.user_id, sum(x.amount) as amount
     from bj.ledger l
@@ -427,7 +430,7 @@ with prices as materialized (  -- each market priced once
    where l.kind in ('signup_bonus', 'transfer')
    group by x.user_id
 ), worth as (
-  select u.id, u.username, u.balance::numeric as balance,
+  select u.id, u.username, u.balance::numeric - coalesce(d.amount, 0) as balance,
          coalesce(c.amount, 0) + coalesce(r.cash, 0) as locked,
          coalesce(h.value, 0) + coalesce(r.shares, 0) as positions_value,
          coalesce(pd.amount, 0) as paid_in, u.is_bot
@@ -436,6 +439,7 @@ with prices as materialized (  -- each market priced once
     left join resting r on r.user_id = u.id
     left join locked c on c.user_id = u.id
     left join paid pd on pd.user_id = u.id
+    left join owed d on d.user_id = u.id
    where u.disabled_at is null)
 select rank() over (order by w.balance + w.locked + w.positions_value desc) as rank, w.username,
        w.balance, w.locked, w.positions_value, w.balance + w.locked + w.positions_value as net_worth,
@@ -446,7 +450,8 @@ select rank() over (order by w.balance + w.locked + w.positions_value desc) as r
 -- bj.standings by admin.refresh_leaderboard, which the housekeeping job runs every minute.
 create or replace view analytics.leaderboard as
 select s.rank, u.username, s.balance, s.locked, s.positions_value, s.net_worth, s.profit, u.is_bot, r.at as as_of
-  from bj.standings s join bj.users u on u.id = s.user_id cross join bj.standings_refreshed r;
+  from bj.standings s join bj.users u on u.id = s.user_id cross join bj.standings_refreshed r
+ where u.disabled_at is null;  -- (a trader wiped since the ranking is gone at once)
 
 -- Rank every trader again (analytics.leaderboard_live into bj.standings), writing only the rows
 -- that changed; one refresh at a time (a second waits, then finds little to do). Answers the

@@ -180,8 +180,8 @@ def test_each_database_keeps_house_every_minute_by_pg_cron(db_url):
     name = conninfo_to_dict(db_url)["dbname"]
     job = f"betjee-housekeeping:{name}"
     assert cron("select schedule, command, database, active from cron.job where jobname = %s", job) == [
-        ("* * * * *", "select admin.prune_idempotency(), admin.collect_debts(), admin.roll_candles(),"
-                      " admin.refresh_leaderboard()", name, True)]
+        ("* * * * *", ("select admin.prune_idempotency(), admin.roll_candles(), admin.refresh_leaderboard(),"
+                       " admin.collect_debts()"), name, True)]
     assert cron("select schedule, command, database, active from cron.job where jobname = %s",
                 f"betjee-checkpoint:{name}") == [
         (checkpoint_schedule(name), "call admin.checkpoint_invariants()", name, True)]

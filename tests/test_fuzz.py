@@ -148,10 +148,16 @@ def read_functions(http: httpx.Client) -> dict[str, Fn]:
     return out
 
 
+# what the housekeeping job (pg_cron, every minute and hour) derives from the rest and keeps by
+# itself, whatever the calls do: minute candles, the ranking, the invariants' checkpoint
+DERIVED = ("candles", "candles_rolled", "standings", "standings_refreshed", "checkpoint", "checkpoint_balances")
+
+
 def state_query(db: psycopg.Connection) -> sql.Composable:
     tables = [r[0] for r in db.execute(
         "select c.relname from pg_class c where c.relnamespace = 'bj'::regnamespace"
-        " and c.relkind in ('r', 'p') and c.relname <> 'throttle' order by 1").fetchall()]
+        " and c.relkind in ('r', 'p') and c.relname <> 'throttle' and c.relname <> all(%s) order by 1",
+        [list(DERIVED)]).fetchall()]
     return sql.SQL("select ") + sql.SQL(", ").join(
         sql.SQL("(select count(*) || ':' || coalesce(max(t.xmin::text::bigint), 0) from bj.{} t)")
         .format(sql.Identifier(t)) for t in tables)
