@@ -1160,6 +1160,7 @@ declare
   v_action jsonb;
   v_run bigint;
   v_most int;
+  v_queue bigint;
 begin
   update bj.bots b set last_run_at = v_started, runs = b.runs + 1
    where b.id = (select b2.id from bj.bots b2
@@ -1183,6 +1184,14 @@ begin
     from bj.markets m where m.id = bm.market_id and bm.bot_id = v_bot.id;
   v_eval := bj.bot_eval((select p.tree from bj.bot_programs p where p.id = v_bot.program_id), '{}', v_bot.user_id);
   if v_eval ->> 'error' is null then
+    -- the queues of the markets its actions name, taken in id order before the first action
+    -- locks anything of the bot's: a person's trade that holds one of them and fills this bot's
+    -- resting order then never waits for a run that waits for it (architecture.md §16)
+    for v_queue in select m.id from bj.markets m
+                    where m.code in (select e -> 'args' ->> 0 from jsonb_array_elements(v_eval -> 'actions') e)
+                    order by m.id loop
+      perform bj.queue_market(v_queue);
+    end loop;
     -- a person's trade waits for at most max_cascade bot actions (a run holds what it locks)
     v_most := least(10, bj.setting('max_cascade')::int);
     for v_action in select e from jsonb_array_elements(v_eval -> 'actions') e loop
