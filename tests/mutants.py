@@ -352,8 +352,10 @@ MUTANTS = [
     Mutant("sql/50_lifecycle.sql", "bj.unresolution", "when l.credit = bj.cash_account(l.user_id) then -l.amount",
            "when l.credit = bj.cash_account(l.user_id) then l.amount",
            "what a resolution took from a balance counts as paid to it", UNRESOLVE),
-    Mutant("sql/50_lifecycle.sql", "admin.collect_debts", "select least(u.balance, v_d.owed) into v_take",
-           "select v_d.owed into v_take", "a debt is collected beyond the balance", UNRESOLVE),
+    Mutant("sql/50_lifecycle.sql", "admin.collect_debts", "select least(u.balance, v_owed) into v_take",
+           "select v_owed into v_take", "a debt is collected beyond the balance", UNRESOLVE),
+    Mutant("sql/50_lifecycle.sql", "admin.collect_debts", "where d.repaid < d.amount and u.balance > 0",
+           "where d.repaid < d.amount", "a debtor who can pay waits behind debts nobody can", UNRESOLVE),
     # ---- reads at scale (sql/90_analytics.sql)
     Mutant("sql/90_analytics.sql", "admin.roll_candles", "close = excluded.close,", "close = c.close,",
            "a minute rolled in parts keeps its first part's close", CANDLES),
