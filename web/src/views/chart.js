@@ -32,13 +32,17 @@ export function PriceChart({ code, outcomes }) {
     const volume = chart.addSeries(HistogramSeries, { priceFormat: { type: 'volume' }, priceScaleId: 'volume', color: '#7d8da6' });
     chart.priceScale('volume').applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
     parts.current = { chart, candles, volume };
-    return () => chart.remove();
+    return () => {
+      parts.current = null; // a read still on its way finds the chart gone, and draws nothing
+      chart.remove();
+    };
   }, []);
 
   function load() {
     const seconds = BUCKETS.find((b) => b[0] === bucket)[2];
     const since = new Date(Date.now() - CANDLES * seconds * 1000).toISOString();
     api.read('price_history', { market: code, bucket, since }).then((rows) => {
+      if (!parts.current) return;
       const mine = rows.filter((r) => r.outcome === outcome);
       const t = (r) => Math.floor(Date.parse(r.t) / 1000);
       parts.current.candles.setData(mine.map((r) => ({ time: t(r), open: r.open, high: r.high, low: r.low, close: r.close })));
